@@ -1,0 +1,44 @@
+"""The ``hf-erc`` command.
+
+Each sub-command lives beside the code it drives and registers itself here through a
+``register(subparsers)`` function, so this file only lists them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Modules that define a ``register(subparsers)`` function adding one sub-command.
+SUBCOMMAND_MODULES: tuple[str, ...] = (
+    "hf_erc.data.prepare",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hf-erc",
+        description="Multimodal emotion recognition in conversation: data preparation, features, training, prediction.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for module_name in SUBCOMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.func(args)
+    except (FileNotFoundError, ValueError) as error:
+        # Data errors carry the file/row and the fix in their message: show it without a traceback.
+        print(f"hf-erc {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

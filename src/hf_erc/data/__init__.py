@@ -1,0 +1,1 @@
+"""Data layer: dataset builders, media decoding, feature-file readers and collators."""

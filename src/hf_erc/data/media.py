@@ -1,0 +1,164 @@
+"""Audio and video decoding with PyAV (FFmpeg), for MELD clips and IEMOCAP recordings.
+
+Audio comes back as 16 kHz mono float32 in [-1, 1]; video as ``num_frames`` RGB frames
+sampled uniformly over the clip (or over ``[start, end)``), resized to ``size``.
+Any file that cannot be opened or decoded raises :class:`MediaDecodeError`, which names
+the file, so a builder can mark the modality missing and a user knows what to fix.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+DEFAULT_SAMPLING_RATE = 16_000
+
+
+class MediaDecodeError(RuntimeError):
+    """A media file is missing, truncated or otherwise not decodable."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path = os.fspath(path)
+        self.reason = reason
+        super().__init__(
+            f"Cannot decode media file {self.path}: {reason}. "
+            "Check that the file is complete (re-extract it from the release archive), "
+            "or drop it so the utterance is treated as having no audio/video."
+        )
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """What a media file contains, as far as decoding is concerned."""
+
+    has_audio: bool
+    has_video: bool
+    duration: float | None
+
+
+def _open(path):
+    import av
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise MediaDecodeError(path, "file not found")
+    try:
+        return av.open(path)
+    except Exception as error:  # PyAV raises several error types (InvalidDataError, OSError, ...)
+        raise MediaDecodeError(path, f"{type(error).__name__}: {error}") from error
+
+
+def probe_media(path: str | os.PathLike, decode: bool = True) -> MediaInfo:
+    """Which streams ``path`` holds; with ``decode`` also check that a first frame of each decodes."""
+    container = _open(path)
+    try:
+        has_audio = bool(container.streams.audio)
+        has_video = bool(container.streams.video)
+        duration = None if container.duration is None else container.duration / 1_000_000
+        if decode:
+            if has_audio:
+                has_audio = _first_frame_decodes(container, path, "audio")
+            if has_video:
+                container.seek(0)
+                has_video = _first_frame_decodes(container, path, "video")
+    finally:
+        container.close()
+    return MediaInfo(has_audio=has_audio, has_video=has_video, duration=duration)
+
+
+def _first_frame_decodes(container, path, kind: str) -> bool:
+    stream = getattr(container.streams, kind)[0]
+    try:
+        for _ in container.decode(stream):
+            return True
+    except Exception:
+        return False
+    return False
+
+
+def decode_audio(
+    path: str | os.PathLike,
+    sampling_rate: int = DEFAULT_SAMPLING_RATE,
+    start: float | None = None,
+    end: float | None = None,
+) -> np.ndarray:
+    """Mono float32 waveform of ``path`` resampled to ``sampling_rate``, optionally cut to ``[start, end)`` seconds."""
+    import av
+
+    container = _open(path)
+    try:
+        if not container.streams.audio:
+            raise MediaDecodeError(path, "no audio stream")
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=sampling_rate)
+        chunks = []
+        try:
+            for frame in container.decode(stream):
+                for resampled in resampler.resample(frame):
+                    chunks.append(resampled.to_ndarray().reshape(-1))
+            for resampled in resampler.resample(None):
+                chunks.append(resampled.to_ndarray().reshape(-1))
+        except MediaDecodeError:
+            raise
+        except Exception as error:
+            raise MediaDecodeError(path, f"audio decoding failed ({type(error).__name__}: {error})") from error
+    finally:
+        container.close()
+    if not chunks:
+        raise MediaDecodeError(path, "audio stream holds no samples")
+    waveform = np.concatenate(chunks).astype(np.float32, copy=False)
+    if start is not None or end is not None:
+        first = 0 if start is None else max(0, int(round(start * sampling_rate)))
+        last = len(waveform) if end is None else min(len(waveform), int(round(end * sampling_rate)))
+        if last <= first:
+            raise MediaDecodeError(path, f"empty audio segment [{start}, {end}) s (file has {len(waveform) / sampling_rate:.2f} s)")
+        waveform = waveform[first:last]
+    return waveform
+
+
+def decode_video_frames(
+    path: str | os.PathLike,
+    num_frames: int = 8,
+    size: tuple[int, int] | None = (224, 224),
+    start: float | None = None,
+    end: float | None = None,
+) -> np.ndarray:
+    """``num_frames`` RGB frames (uint8, ``[num_frames, height, width, 3]``) sampled uniformly over the clip.
+
+    ``start``/``end`` (seconds) restrict sampling to a segment, which is how an IEMOCAP
+    turn is cut from its dialogue recording. ``size`` is ``(height, width)``; ``None``
+    keeps the source size.
+    """
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+    container = _open(path)
+    try:
+        if not container.streams.video:
+            raise MediaDecodeError(path, "no video stream")
+        stream = container.streams.video[0]
+        if start:
+            # Seek near the segment start (in stream time base) so long recordings are not decoded from 0.
+            offset = int(start / stream.time_base) if stream.time_base else 0
+            container.seek(max(0, offset), stream=stream, backward=True, any_frame=False)
+        frames, times = [], []
+        try:
+            for frame in container.decode(stream):
+                time = frame.time if frame.time is not None else len(frames) / float(stream.average_rate or 25)
+                if start is not None and time < start:
+                    continue
+                if end is not None and time >= end:
+                    break
+                height, width = size if size is not None else (frame.height, frame.width)
+                frames.append(frame.to_ndarray(format="rgb24", width=width, height=height))
+                times.append(time)
+        except Exception as error:
+            raise MediaDecodeError(path, f"video decoding failed ({type(error).__name__}: {error})") from error
+    finally:
+        container.close()
+    if not frames:
+        where = "" if start is None and end is None else f" in [{start}, {end}) s"
+        raise MediaDecodeError(path, f"no decodable video frames{where}")
+    indices = np.linspace(0, len(frames) - 1, num_frames).round().astype(int)
+    return np.stack([frames[i] for i in indices])

@@ -1,0 +1,44 @@
+"""Shared fixtures: where the real data lives, and deterministic seeds."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_dir() -> Path:
+    """The project's ``shared/`` folder (next to the checkout), or ``$HF_ERC_SHARED_DIR``."""
+    return Path(os.environ.get("HF_ERC_SHARED_DIR", REPO_ROOT.parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def meld_csv_dir() -> Path:
+    """Folder with the real MELD ``{train,dev,test}_sent_emo.csv``.
+
+    Outside CI a checkout without ``../shared`` skips the real-data tests; in CI their
+    absence is an error, since CI always has the data.
+    """
+    path = shared_dir() / "data" / "meld"
+    if not (path / "train_sent_emo.csv").is_file():
+        message = f"real MELD CSVs not found in {path} (set HF_ERC_SHARED_DIR)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything():
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+    yield

@@ -1,0 +1,343 @@
+"""Batch builders: padded dialogues for dialogue-level models, prompted contexts for text teachers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import DataFormatError
+
+
+__all__ = ["MODALITIES", "TELME_SPEAKER_TOKENS", "DialogueCollator", "UtteranceCollator", "first_appearance_ids"]
+
+# Modality order of ``modality_mask``'s last axis; ``<modality>_features`` are the dataset columns.
+MODALITIES: tuple[str, ...] = ("text", "audio", "video")
+
+# The speaker marker tokens TelME adds to the RoBERTa tokenizer (MELD dialogues have at most 9 speakers).
+TELME_SPEAKER_TOKENS: tuple[str, ...] = tuple(f"<s{index}>" for index in range(1, 10))
+
+IGNORE_INDEX = -100
+
+
+def first_appearance_ids(names: Sequence[str]) -> np.ndarray:
+    """Speaker ids by order of first appearance: ``["b", "a", "b"]`` -> ``[0, 1, 0]``."""
+    if len(names) == 0:
+        return np.zeros(0, dtype=np.int64)
+    _, first, inverse = np.unique(np.asarray(names, dtype=object).astype(str), return_index=True, return_inverse=True)
+    rank = np.argsort(np.argsort(first))
+    return rank[inverse.reshape(-1)].astype(np.int64)
+
+
+def _label_ids(values: Sequence[Any]) -> np.ndarray:
+    """Labels with ``None`` and negative values (unlabelled turns) set to -100."""
+    labels = np.array([IGNORE_INDEX if value is None else value for value in values], dtype=np.int64)
+    labels[labels < 0] = IGNORE_INDEX
+    return labels
+
+
+def _round_up(length: int, multiple: int | None) -> int:
+    if not multiple:
+        return length
+    return -(-length // multiple) * multiple
+
+
+@dataclass
+class DialogueCollator:
+    """Pad a list of dialogue rows (from :func:`hf_erc.data.dialogues.group_dialogues`) into one batch.
+
+    Output (``B`` dialogues, ``T`` the longest after truncation and rounding):
+    ``<modality>_features`` float32 ``[B, T, D]`` (zeros where padded or missing),
+    ``attention_mask`` long ``[B, T]``, ``speaker_ids`` long ``[B, T]`` (``speaker_pad_id`` on padding),
+    ``modality_mask`` bool ``[B, T, 3]`` in ``MODALITIES`` order (True where the feature exists; always
+    False for modalities not collated) and ``labels`` long ``[B, T]`` (-100 on padding and on turns whose
+    label is ``None`` or negative; left out when the rows have no ``label_column``).
+
+    Args:
+        modalities: which of ``"text"``, ``"audio"``, ``"video"`` to collate; by default every
+            ``<modality>_features`` column of the first row.
+        feature_dims: expected size per modality; by default the size of the first vector present in
+            the batch. Every vector is checked against it.
+        speaker_vocab: speaker name -> id (IEMOCAP ``{"M": 0, "F": 1}``, MAGTKD's 304 MELD names,
+            :func:`hf_erc.data.feature_files.feature_file_speaker_vocab`). Without it, speakers are
+            numbered by first appearance within each dialogue.
+        unknown_speaker_id: id of names missing from ``speaker_vocab``; when ``None`` (default) an
+            unknown name is an error naming the dialogue and turn.
+        num_speakers: size of the model's speaker table. First-appearance ids are clamped to
+            ``num_speakers - 1`` (SDT on MELD: 9, so the 10th speaker on shares the last id); vocabulary
+            ids must be below it.
+        speaker_pad_id: speaker id written on padding positions.
+        label_column: column holding the per-turn labels.
+        max_turns: keep only the first ``max_turns`` turns of longer dialogues (the later turns, and
+            their labels, are dropped from the batch: do not use it for evaluation).
+        pad_to_multiple_of: round ``T`` up to a multiple of this (tensor-core friendly shapes).
+    """
+
+    modalities: Sequence[str] | None = None
+    feature_dims: Mapping[str, int] | None = None
+    speaker_vocab: Mapping[str, int] | None = None
+    unknown_speaker_id: int | None = None
+    num_speakers: int | None = None
+    speaker_pad_id: int = 0
+    label_column: str | None = "emotion"
+    max_turns: int | None = None
+    pad_to_multiple_of: int | None = None
+
+    def __post_init__(self):
+        if self.modalities is not None:
+            unknown = [name for name in self.modalities if name not in MODALITIES]
+            if unknown or not self.modalities:
+                raise ValueError(f"modalities={list(self.modalities)}: expected a non-empty subset of {MODALITIES}.")
+        if self.num_speakers is not None and self.num_speakers < 1:
+            raise ValueError(f"num_speakers={self.num_speakers}: expected a positive number.")
+        if self.max_turns is not None and self.max_turns < 1:
+            raise ValueError(f"max_turns={self.max_turns}: expected None or a positive number.")
+        if self.speaker_vocab is not None and self.num_speakers is not None:
+            ids = list(self.speaker_vocab.values())
+            if self.unknown_speaker_id is not None:
+                ids.append(self.unknown_speaker_id)
+            too_large = [value for value in ids if not 0 <= value < self.num_speakers]
+            if too_large:
+                raise ValueError(f"speaker ids {too_large[:5]} do not fit num_speakers={self.num_speakers}.")
+
+    def __call__(self, dialogues: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
+        if len(dialogues) == 0:
+            raise ValueError("DialogueCollator got an empty list of dialogues.")
+        modalities = self._modalities(dialogues[0])
+        names = [str(row.get("dialogue_id", f"#{index}")) for index, row in enumerate(dialogues)]
+        lengths = [self._length(row, modalities, name) for row, name in zip(dialogues, names)]
+        num_turns = _round_up(max(lengths), self.pad_to_multiple_of)
+        batch_size = len(dialogues)
+
+        attention_mask = np.zeros((batch_size, num_turns), dtype=np.int64)
+        modality_mask = np.zeros((batch_size, num_turns, len(MODALITIES)), dtype=bool)
+        speaker_ids = np.full((batch_size, num_turns), self.speaker_pad_id, dtype=np.int64)
+        with_labels = self.label_column is not None and self.label_column in dialogues[0]
+        labels = np.full((batch_size, num_turns), IGNORE_INDEX, dtype=np.int64)
+        for index, (row, name, length) in enumerate(zip(dialogues, names, lengths)):
+            attention_mask[index, :length] = 1
+            speaker_ids[index, :length] = self._speaker_ids(row, name, length)
+            if with_labels:
+                labels[index, :length] = _label_ids(row[self.label_column][:length])
+
+        batch = {}
+        for modality in modalities:
+            dim = self._feature_dim(modality, dialogues, names)
+            features = np.zeros((batch_size, num_turns, dim), dtype=np.float32)
+            channel = MODALITIES.index(modality)
+            for index, (row, name, length) in enumerate(zip(dialogues, names, lengths)):
+                present, matrix = self._stack(row, modality, name, length, dim)
+                features[index, present] = matrix
+                modality_mask[index, present, channel] = True
+            batch[f"{modality}_features"] = torch.from_numpy(features)
+        batch["attention_mask"] = torch.from_numpy(attention_mask)
+        batch["speaker_ids"] = torch.from_numpy(speaker_ids)
+        batch["modality_mask"] = torch.from_numpy(modality_mask)
+        if with_labels:
+            batch["labels"] = torch.from_numpy(labels)
+        return batch
+
+    def _modalities(self, row: Mapping[str, Any]) -> list[str]:
+        if self.modalities is not None:
+            missing = [m for m in self.modalities if f"{m}_features" not in row]
+            if missing:
+                raise DataFormatError(
+                    f"DialogueCollator: modalities {missing} were requested but the rows have no "
+                    f"{', '.join(f'{m}_features' for m in missing)} column."
+                )
+            return [m for m in MODALITIES if m in self.modalities]
+        present = [m for m in MODALITIES if f"{m}_features" in row]
+        if not present:
+            raise DataFormatError(
+                "DialogueCollator: the rows have no text_features/audio_features/video_features column; "
+                "extract features first (hf-erc extract-features) or read a feature file."
+            )
+        return present
+
+    def _length(self, row: Mapping[str, Any], modalities: list[str], name: str) -> int:
+        lengths = {f"{m}_features": len(row[f"{m}_features"]) for m in modalities}
+        if "speaker" in row:
+            lengths["speaker"] = len(row["speaker"])
+        if self.label_column is not None and self.label_column in row:
+            lengths[self.label_column] = len(row[self.label_column])
+        if "length" in row:
+            lengths["length"] = int(row["length"])
+        if len(set(lengths.values())) != 1:
+            raise DataFormatError(f"dialogue {name}: its columns disagree on the number of turns: {lengths}.")
+        length = next(iter(lengths.values()))
+        if length == 0:
+            raise DataFormatError(f"dialogue {name} has no turns; drop empty dialogues before batching.")
+        return min(length, self.max_turns) if self.max_turns is not None else length
+
+    def _turn(self, row: Mapping[str, Any], position: int) -> Any:
+        return row["turn"][position] if "turn" in row else position
+
+    def _speaker_ids(self, row: Mapping[str, Any], name: str, length: int) -> np.ndarray:
+        if "speaker" not in row:
+            raise DataFormatError(f"dialogue {name} has no 'speaker' column; speaker ids cannot be built.")
+        speakers = list(row["speaker"][:length])
+        if self.speaker_vocab is None:
+            ids = first_appearance_ids(speakers)
+            return np.minimum(ids, self.num_speakers - 1) if self.num_speakers is not None else ids
+        ids = np.array([self.speaker_vocab.get(speaker, -1) for speaker in speakers], dtype=np.int64)
+        unknown = np.flatnonzero(ids < 0)
+        if unknown.size:
+            if self.unknown_speaker_id is None:
+                position = int(unknown[0])
+                raise DataFormatError(
+                    f"dialogue {name}, turn {self._turn(row, position)}: speaker {speakers[position]!r} is not in "
+                    "speaker_vocab; add it or set unknown_speaker_id."
+                )
+            ids[unknown] = self.unknown_speaker_id
+        return ids
+
+    def _feature_dim(self, modality: str, dialogues: Sequence[Mapping[str, Any]], names: list[str]) -> int:
+        if self.feature_dims is not None and modality in self.feature_dims:
+            return int(self.feature_dims[modality])
+        for row in dialogues:
+            for vector in row[f"{modality}_features"]:
+                if vector is not None:
+                    return int(np.asarray(vector).size)
+        raise DataFormatError(
+            f"DialogueCollator: no utterance of dialogues {names[:5]} has a {modality} feature, so its size is "
+            "unknown; pass feature_dims."
+        )
+
+    def _stack(self, row: Mapping[str, Any], modality: str, name: str, length: int, dim: int):
+        """Positions that have the feature, and the stacked float32 ``[n_present, dim]`` vectors."""
+        values = row[f"{modality}_features"]
+        dense = isinstance(values, (np.ndarray, torch.Tensor)) and values.ndim == 2 and values.dtype != object
+        if dense:
+            matrix = np.asarray(values[:length], dtype=np.float32)
+            present = np.arange(len(matrix))
+        else:
+            values = list(values[:length])
+            present = np.array([index for index, vector in enumerate(values) if vector is not None], dtype=np.int64)
+            vectors = [values[position] for position in present]
+            if not vectors:
+                return present, np.zeros((0, dim), dtype=np.float32)
+            try:
+                matrix = np.asarray(vectors, dtype=np.float32)
+            except (ValueError, TypeError):
+                self._raise_wrong_size(row, modality, name, vectors, present, dim)
+        if matrix.ndim != 2 or matrix.shape[1] != dim:
+            self._raise_wrong_size(row, modality, name, list(matrix), present, dim)
+        return present, matrix
+
+    def _raise_wrong_size(self, row, modality, name, vectors, present, dim):
+        for position, vector in zip(present, vectors):
+            size = np.asarray(vector, dtype=object).size
+            if size != dim:
+                raise DataFormatError(
+                    f"dialogue {name}, turn {self._turn(row, int(position))}: {modality} feature has size {size}, "
+                    f"expected {dim} like the rest of the batch."
+                )
+        raise DataFormatError(f"dialogue {name}: {modality} features are not numeric vectors of size {dim}.")
+
+
+@dataclass
+class UtteranceCollator:
+    """Utterance batches for text teachers: the dialogue so far plus a prompt, left-truncated.
+
+    Each row (from :func:`hf_erc.data.dialogues.add_dialogue_context`) becomes, as in TelME
+    (``MELD/utils.py`` ``make_batchs`` and ``encode_right_truncated``)::
+
+        <s1> context turn <s2> context turn ... <sK> current utterance </s> Now <sK> feels<mask>
+
+    Speakers are marked ``<s1>``, ``<s2>``, ... by first appearance in the visible turns (add
+    ``TELME_SPEAKER_TOKENS`` to the tokenizer as special tokens, as TelME does). The text is tokenized
+    without the tokenizer's own special tokens, only the last ``max_length - 1`` tokens are kept (the
+    oldest context goes first, so the prompt and, when it fits, the whole current utterance stay), and
+    the mask token is appended. Rows are padded on the left, TelME's choice, so the mask sits at the
+    last position of every row. Models read the hidden state at ``prompt_positions`` (which a PEFT
+    prompt-tuning wrapper shifts by its number of virtual tokens).
+
+    Output: ``input_ids`` and ``attention_mask`` long ``[B, L]``, ``prompt_positions`` long ``[B]``
+    (index of the appended mask, or of the last token when ``append_mask_token=False``) and
+    ``labels`` long ``[B]`` (-100 for unlabelled rows; left out when rows have no ``label_column``).
+
+    Args:
+        tokenizer: a ``transformers`` tokenizer.
+        max_length: most tokens per row, mask included (TelME: 511 + the mask).
+        speaker_token_template: marker of the ``index``-th speaker (1-based).
+        turn_template: how one turn is written (``speaker`` is the marker).
+        prompt_template: text after the turns; ``{speaker}`` is the current marker, ``{sep}`` the
+            tokenizer's separator (``</s>`` for RoBERTa, what TelME writes).
+        append_mask_token: append ``tokenizer.mask_token_id`` after the prompt.
+        padding_side: ``"left"`` (TelME) or ``"right"``.
+        pad_to_multiple_of: round ``L`` up to a multiple of this.
+        label_column: column holding the label of the current utterance.
+    """
+
+    tokenizer: Any
+    max_length: int = 512
+    speaker_token_template: str = "<s{index}>"
+    turn_template: str = "{speaker} {text}"
+    prompt_template: str = "{sep} Now {speaker} feels"
+    append_mask_token: bool = True
+    padding_side: str = "left"
+    pad_to_multiple_of: int | None = None
+    label_column: str | None = "emotion"
+
+    def __post_init__(self):
+        if self.padding_side not in ("left", "right"):
+            raise ValueError(f"padding_side={self.padding_side!r}: expected 'left' or 'right'.")
+        if self.append_mask_token and self.tokenizer.mask_token_id is None:
+            raise ValueError("append_mask_token=True needs a tokenizer with a mask token.")
+        if self.tokenizer.pad_token_id is None:
+            raise ValueError("UtteranceCollator needs a tokenizer with a pad token.")
+        if self.max_length < 2:
+            raise ValueError(f"max_length={self.max_length}: expected at least 2.")
+
+    @property
+    def separator(self) -> str:
+        return self.tokenizer.sep_token or self.tokenizer.eos_token or ""
+
+    def render(self, row: Mapping[str, Any]) -> str:
+        """The prompt text of one row (before tokenization and truncation)."""
+        for name in ("context_speakers", "context_texts", "speaker", "text"):
+            if name not in row:
+                raise DataFormatError(
+                    f"UtteranceCollator: rows need a '{name}' column; run "
+                    "hf_erc.data.dialogues.add_dialogue_context on the dataset first."
+                )
+        speakers = list(row["context_speakers"]) + [row["speaker"]]
+        texts = list(row["context_texts"]) + [row["text"]]
+        if len(speakers) != len(texts):
+            raise DataFormatError(
+                f"dialogue {row.get('dialogue_id')}, turn {row.get('turn')}: {len(speakers) - 1} context speakers "
+                f"for {len(texts) - 1} context texts."
+            )
+        markers = [self.speaker_token_template.format(index=index + 1) for index in first_appearance_ids(speakers)]
+        turns = " ".join(self.turn_template.format(speaker=m, text=t) for m, t in zip(markers, texts)).strip()
+        return f"{turns} {self.prompt_template.format(speaker=markers[-1], sep=self.separator)}"
+
+    def __call__(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
+        if len(rows) == 0:
+            raise ValueError("UtteranceCollator got an empty list of rows.")
+        encoded = self.tokenizer([self.render(row) for row in rows], add_special_tokens=False)["input_ids"]
+        budget = self.max_length - int(self.append_mask_token)
+        tail = [self.tokenizer.mask_token_id] if self.append_mask_token else []
+        sequences = [list(ids[-budget:]) + tail for ids in encoded]
+        lengths = np.array([len(ids) for ids in sequences], dtype=np.int64)
+        width = _round_up(int(lengths.max()), self.pad_to_multiple_of)
+
+        input_ids = np.full((len(rows), width), self.tokenizer.pad_token_id, dtype=np.int64)
+        attention_mask = np.zeros((len(rows), width), dtype=np.int64)
+        for index, ids in enumerate(sequences):
+            span = slice(width - len(ids), width) if self.padding_side == "left" else slice(0, len(ids))
+            input_ids[index, span] = ids
+            attention_mask[index, span] = 1
+        prompt_positions = np.full(len(rows), width - 1) if self.padding_side == "left" else lengths - 1
+
+        batch = {
+            "input_ids": torch.from_numpy(input_ids),
+            "attention_mask": torch.from_numpy(attention_mask),
+            "prompt_positions": torch.from_numpy(prompt_positions.astype(np.int64)),
+        }
+        if self.label_column is not None and self.label_column in rows[0]:
+            batch["labels"] = torch.from_numpy(_label_ids([row[self.label_column] for row in rows]))
+        return batch

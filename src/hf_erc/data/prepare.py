@@ -1,0 +1,291 @@
+"""``hf-erc prepare`` and :func:`load_erc_dataset`: one entry point for every supported dataset.
+
+``load_erc_dataset("meld", path)`` accepts either a raw release (MELD.Raw, IEMOCAP_full_release)
+or a folder written by ``hf-erc prepare`` (a Parquet dataset repository), and returns the
+utterance-level ``DatasetDict`` of the data contract either way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+
+from ..labels import emotion_names
+from .errors import DataFormatError
+
+logger = logging.getLogger(__name__)
+
+SUPPORTED_DATASETS: tuple[str, ...] = ("meld", "iemocap")
+# Options of the raw-release builders; a prepared folder is already built and ignores them.
+BUILD_OPTIONS: dict[str, tuple[str, ...]] = {
+    "meld": ("check_media",),
+    "iemocap": ("keep_unlabeled", "validation_fraction", "seed", "check_media"),
+}
+
+
+def is_prepared_folder(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a Parquet dataset repository written by ``hf-erc prepare`` (README.md + data/*.parquet)."""
+    path = Path(path)
+    return (path / "README.md").is_file() and any((path / "data").glob("*.parquet"))
+
+
+def load_erc_dataset(name: str, data_dir: str | os.PathLike, **options) -> datasets.DatasetDict:
+    """The utterance-level ``DatasetDict`` of dataset ``name`` (``"meld"`` or ``"iemocap"``) found in ``data_dir``.
+
+    Args:
+        name: ``"meld"`` or ``"iemocap"``.
+        data_dir: a raw release folder, or a folder written by ``hf-erc prepare``.
+        **options: ``cache_dir`` for both; for a raw release, the builder's options
+            (MELD: ``check_media``; IEMOCAP: ``keep_unlabeled``, ``validation_fraction``, ``seed``,
+            ``check_media``).
+    """
+    key = name.lower()
+    if key not in SUPPORTED_DATASETS:
+        raise ValueError(f"Unknown dataset {name!r}: expected one of {list(SUPPORTED_DATASETS)}.")
+    unknown = sorted(set(options) - set(BUILD_OPTIONS[key]) - {"cache_dir"})
+    if unknown:
+        raise TypeError(f"load_erc_dataset({key!r}) got unknown option(s) {unknown}.")
+    data_dir = Path(data_dir)
+    if is_prepared_folder(data_dir):
+        build_options = sorted(option for option in options if option != "cache_dir")
+        if build_options:
+            logger.info("%s is already prepared: ignoring the build option(s) %s.", data_dir, build_options)
+        return load_prepared(key, data_dir, cache_dir=options.get("cache_dir"))
+    if key == "meld":
+        from .meld import build_meld
+
+        return build_meld(data_dir, **options)
+    from .iemocap import build_iemocap
+
+    return build_iemocap(data_dir, **options)
+
+
+def load_prepared(name: str, data_dir: str | os.PathLike, cache_dir: str | os.PathLike | None = None):
+    """Load a folder written by ``hf-erc prepare`` back, with its ClassLabel features, and check it is ``name``."""
+    dataset_dict = datasets.load_dataset(
+        os.fspath(data_dir), cache_dir=None if cache_dir is None else os.fspath(cache_dir)
+    )
+    expected = list(emotion_names(name))
+    for split, dataset in dataset_dict.items():
+        emotion = dataset.features.get("emotion")
+        found = getattr(emotion, "names", None)
+        if found != expected:
+            raise DataFormatError(
+                f"{data_dir} (split {split!r}) does not hold {name} data: its emotion column has labels {found}, "
+                f"expected {expected}. Check the dataset name or re-run `hf-erc prepare {name}`."
+            )
+    return dataset_dict
+
+
+MODALITIES: tuple[str, ...] = ("audio", "video")
+
+
+@dataclass
+class MediaCounts:
+    """Media availability of one split, per modality (``"audio"``, ``"video"``).
+
+    ``usable[m]`` counts the utterances whose ``m`` is present and decodes, ``missing[m]`` names
+    the utterances without an ``m`` file, and ``unusable[m]`` lists the ``m`` files that exist but
+    do not decode (one entry per utterance). A MELD clip holds both modalities, so one bad clip
+    shows in both. A split without any media file was built from text alone (``text_only``).
+    """
+
+    utterances: int
+    usable: dict[str, int] = field(default_factory=dict)
+    missing: dict[str, list[str]] = field(default_factory=dict)
+    unusable: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def text_only(self) -> bool:
+        return self.utterances > 0 and all(len(self.missing[modality]) == self.utterances for modality in MODALITIES)
+
+
+def count_media(dataset: datasets.Dataset) -> MediaCounts:
+    """Usable, missing and unusable audio and video of the utterances of ``dataset``."""
+    names = ["dialogue_id", "turn", "audio_path", "video_path", "has_audio", "has_video"]
+    if "utterance_id" in dataset.column_names:
+        names.append("utterance_id")
+    columns = dataset.select_columns(names).to_dict()
+    counts = MediaCounts(utterances=len(dataset))
+    for modality in MODALITIES:
+        paths, decodes = columns[f"{modality}_path"], columns[f"has_{modality}"]
+        counts.usable[modality] = sum(decodes)
+        counts.missing[modality] = [
+            _utterance_name(columns, index) for index, path in enumerate(paths) if path is None
+        ]
+        counts.unusable[modality] = [
+            os.path.basename(path) for path, ok in zip(paths, decodes) if path is not None and not ok
+        ]
+    return counts
+
+
+def _utterance_name(columns: dict, index: int) -> str:
+    """How a report names an utterance: IEMOCAP's turn id, MELD's ``dia{D}_utt{U}``, else dialogue and turn."""
+    utterance_ids = columns.get("utterance_id")
+    utterance_id = None if utterance_ids is None else utterance_ids[index]
+    if isinstance(utterance_id, str):
+        return utterance_id
+    if utterance_id is not None:
+        return f"{columns['dialogue_id'][index]}_utt{utterance_id}"
+    return f"{columns['dialogue_id'][index]} turn {columns['turn'][index]}"
+
+
+def summarize(dataset_dict: datasets.DatasetDict) -> str:
+    """Plain-text table, one column per split plus the total: dialogues, utterances, emotions, media."""
+    splits = list(dataset_dict)
+    label_names = dataset_dict[splits[0]].features["emotion"].names
+    rows: dict[str, list[int]] = {}
+    for split in splits:
+        dataset = dataset_dict[split]
+        columns = dataset.select_columns(["dialogue_id", "emotion"]).to_dict()
+        per_label = [0] * len(label_names)
+        unlabeled = 0
+        for label in columns["emotion"]:
+            if label is None or label < 0:
+                unlabeled += 1
+            else:
+                per_label[label] += 1
+        media = count_media(dataset)
+        values = {
+            "dialogues": len(set(columns["dialogue_id"])),
+            "utterances": len(dataset),
+            **{f"  {label}": count for label, count in zip(label_names, per_label)},
+            "  (unlabeled)": unlabeled,
+            **{f"usable {modality}": media.usable[modality] for modality in MODALITIES},
+            **{f"missing {modality}": len(media.missing[modality]) for modality in MODALITIES},
+            **{f"unusable {modality}": len(media.unusable[modality]) for modality in MODALITIES},
+        }
+        for name, value in values.items():
+            rows.setdefault(name, []).append(value)
+    if not any(rows["  (unlabeled)"]):
+        del rows["  (unlabeled)"]
+
+    table = [["", *splits, "total"]]
+    for name, values in rows.items():
+        if name == f"  {label_names[0]}":
+            table.append(["emotion"] + [""] * (len(splits) + 1))
+        table.append([name, *map(str, values), str(sum(values))])
+    widths = [max(len(row[column]) for row in table) for column in range(len(table[0]))]
+    lines = []
+    for row in table:
+        cells = [row[0].ljust(widths[0])] + [cell.rjust(width) for cell, width in zip(row[1:], widths[1:])]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def media_report(dataset_dict: datasets.DatasetDict, max_names: int = 5) -> list[str]:
+    """One line per split: usable audio and video, and which files are missing or do not decode.
+
+    When audio and video fail together (MELD: one clip holds both) they are reported once, as
+    ``audio/video``; names are listed once per file.
+    """
+    lines = []
+    for split, dataset in dataset_dict.items():
+        counts = count_media(dataset)
+        if counts.text_only:
+            lines.append(f"{split}: text only (no media files found for its {counts.utterances} utterances)")
+            continue
+        line = (
+            f"{split}: {counts.utterances} utterances, audio usable for {counts.usable['audio']}, "
+            f"video for {counts.usable['video']}"
+        )
+        for kind in ("missing", "unusable"):
+            per_modality = {modality: list(dict.fromkeys(getattr(counts, kind)[modality])) for modality in MODALITIES}
+            if per_modality["audio"] == per_modality["video"]:
+                per_modality = {"audio/video": per_modality["audio"]}
+            for modality, names in per_modality.items():
+                if names:
+                    shown = ", ".join(names[:max_names]) + (", ..." if len(names) > max_names else "")
+                    line += f"; {kind} {modality}: {len(names)} ({shown})"
+        lines.append(line)
+    return lines
+
+
+def dataset_card(name: str, dataset_dict: datasets.DatasetDict) -> tuple[str, dict]:
+    """``(card body, card metadata)`` for a prepared dataset: the text and YAML fields of its README.md."""
+    if name == "meld":
+        from .meld import MELD_CARD_METADATA, meld_dataset_card
+
+        return meld_dataset_card(dataset_dict), MELD_CARD_METADATA
+    from .iemocap import IEMOCAP_CARD_METADATA, iemocap_dataset_card
+
+    return iemocap_dataset_card(dataset_dict), IEMOCAP_CARD_METADATA
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``hf-erc prepare``."""
+    parser = subparsers.add_parser(
+        "prepare",
+        help="Turn a raw MELD/IEMOCAP release into a Parquet dataset repository with a dataset card.",
+        description=(
+            "Build the utterance-level dataset from a raw release, print a summary table, and write it as a "
+            "Parquet dataset repository (data/*.parquet + README.md) that `datasets.load_dataset(OUTPUT)` reads."
+        ),
+    )
+    parser.add_argument("dataset", choices=SUPPORTED_DATASETS, help="Which dataset the release is.")
+    parser.add_argument("--raw-dir", required=True, help="Folder of the extracted official release.")
+    parser.add_argument("--output", required=True, help="Folder to write the Parquet dataset repository to.")
+    parser.add_argument(
+        "--no-check-media",
+        dest="check_media",
+        action="store_false",
+        help="Only check that media files exist instead of decoding them (much faster).",
+    )
+    # IEMOCAP options default to None so that build_iemocap's own defaults apply.
+    parser.add_argument(
+        "--keep-unlabeled",
+        action="store_true",
+        default=None,
+        help="IEMOCAP: keep utterances outside the 6 classes as unlabeled context.",
+    )
+    parser.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=None,
+        help="IEMOCAP: fraction of the session 1-4 dialogues held out for validation (default: 0.1).",
+    )
+    parser.add_argument("--seed", type=int, default=None, help="IEMOCAP: seed of the validation split (default: 42).")
+    parser.add_argument("--cache-dir", default=None, help="Cache folder of `datasets` (default: its own).")
+    parser.add_argument("--push-to-hub", metavar="REPO", default=None, help="Also upload the folder to this Hub repo.")
+    parser.add_argument("--private", action="store_true", help="Create the Hub repository as private.")
+    parser.set_defaults(func=run_prepare)
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    """Build, summarize, save (and push) one dataset; returns the exit code."""
+    from .export import PushError, push_parquet_repo, save_parquet_repo
+
+    options = {"check_media": args.check_media, "cache_dir": args.cache_dir}
+    iemocap_options = {
+        name: getattr(args, name)
+        for name in ("keep_unlabeled", "validation_fraction", "seed")
+        if getattr(args, name) is not None
+    }
+    if iemocap_options and args.dataset != "iemocap":
+        flags = ", ".join("--" + name.replace("_", "-") for name in iemocap_options)
+        raise ValueError(f"{flags}: only for iemocap, not {args.dataset}.")
+    options.update(iemocap_options)
+    if is_prepared_folder(args.raw_dir):
+        raise ValueError(f"{args.raw_dir} is already a prepared dataset; pass the raw release as --raw-dir.")
+    dataset_dict = load_erc_dataset(args.dataset, args.raw_dir, **options)
+    table = summarize(dataset_dict)
+    print(table)
+    for line in media_report(dataset_dict):
+        print(line)
+    card_text, card_metadata = dataset_card(args.dataset, dataset_dict)
+    save_parquet_repo(dataset_dict, args.output, card_text, **card_metadata)
+    print(f"Wrote {args.output} (load it with datasets.load_dataset({os.fspath(args.output)!r})).")
+    if args.push_to_hub:
+        try:
+            url = push_parquet_repo(args.output, args.push_to_hub, private=args.private)
+        except PushError as error:
+            print(f"hf-erc prepare: error: {error}", file=sys.stderr)
+            return 1
+        print(f"Pushed to {url}")
+    return 0

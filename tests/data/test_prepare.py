@@ -1,0 +1,207 @@
+"""``load_erc_dataset``, ``summarize``, Parquet export and the ``hf-erc prepare`` command."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import sys
+import types
+
+import datasets
+import pytest
+
+from hf_erc.cli import main
+from hf_erc.data.errors import DataFormatError
+from hf_erc.data.export import PushError, push_parquet_repo, save_parquet_repo
+from hf_erc.data.meld import build_meld
+from hf_erc.data.prepare import is_prepared_folder, load_erc_dataset, summarize
+from tests.data.test_meld import TINY_ROWS, write_meld_csv
+from tests.media_fixtures import write_corrupt, write_mp4
+
+
+@pytest.fixture(scope="module")
+def prepared_meld(meld_csv_dir, tmp_path_factory):
+    """``hf-erc prepare meld`` run once on the real CSVs: (output folder, printed text, exit code)."""
+    root = tmp_path_factory.mktemp("prepared")
+    output = root / "meld"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(
+            ["prepare", "meld", "--raw-dir", str(meld_csv_dir), "--output", str(output), "--cache-dir", str(root / "cache")]
+        )
+    return output, printed.getvalue(), code
+
+
+@pytest.fixture(scope="module")
+def real_meld(meld_csv_dir, tmp_path_factory):
+    return build_meld(meld_csv_dir, cache_dir=tmp_path_factory.mktemp("meld_cache"))
+
+
+def test_cli_prints_summary_table(prepared_meld):
+    output, printed, code = prepared_meld
+    assert code == 0
+    lines = printed.splitlines()
+    assert re.split(r"\s+", lines[0].strip()) == ["train", "validation", "test", "total"]
+    assert re.split(r"\s+", lines[1]) == ["dialogues", "1038", "114", "280", "1432"]
+    assert re.split(r"\s+", lines[2]) == ["utterances", "9989", "1109", "2610", "13708"]
+    assert lines[3] == "emotion"
+    assert re.split(r"\s+", lines[4].strip()) == ["neutral", "4710", "470", "1256", "6436"]
+    assert "train: text only (no media files found for its 9989 utterances)" in printed
+    assert f"Wrote {output}" in printed
+    assert is_prepared_folder(output)
+    assert sorted(path.name for path in (output / "data").iterdir()) == [
+        "test-00000-of-00001.parquet",
+        "train-00000-of-00001.parquet",
+        "validation-00000-of-00001.parquet",
+    ]
+
+
+def test_summarize_matches_dataset(real_meld):
+    table = summarize(real_meld).splitlines()
+    rows = {line.split()[0]: line.split()[1:] for line in table[1:]}
+    assert rows["utterances"] == ["9989", "1109", "2610", "13708"]
+    assert rows["anger"] == ["1109", "153", "345", "1607"]
+    assert table[-3].split() == ["missing", "video", "9989", "1109", "2610", "13708"]
+    assert table[-1].split() == ["unusable", "video", "0", "0", "0", "0"]
+
+
+def test_load_dataset_on_prepared_folder_gives_same_rows_and_features(prepared_meld, real_meld, tmp_path):
+    output, _, _ = prepared_meld
+    loaded = datasets.load_dataset(str(output), cache_dir=str(tmp_path))
+    assert list(loaded) == ["train", "validation", "test"]
+    for split in real_meld:
+        assert loaded[split].features == real_meld[split].features
+        assert loaded[split].to_list() == real_meld[split].to_list()
+    assert loaded["train"].features["emotion"].names == ["neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger"]
+
+
+def test_load_erc_dataset_reads_prepared_folder_and_raw_release(prepared_meld, real_meld, meld_csv_dir, tmp_path):
+    output, _, _ = prepared_meld
+    from_folder = load_erc_dataset("meld", output, cache_dir=tmp_path / "a")
+    from_raw = load_erc_dataset("MELD", meld_csv_dir, check_media=False, cache_dir=tmp_path / "b")
+    for split in real_meld:
+        assert from_folder[split].features == from_raw[split].features == real_meld[split].features
+        assert from_folder[split]["text"] == from_raw[split]["text"] == real_meld[split]["text"]
+
+
+def test_dataset_card(prepared_meld):
+    output, _, _ = prepared_meld
+    readme = (output / "README.md").read_text(encoding="utf-8")
+    front_matter, body = readme.split("\n---\n", 1)
+    assert front_matter.startswith("---\n")
+    for field in ("license: gpl-3.0", "- en", "text-classification", "config_name: default",
+                  "path: data/train-00000-of-00001.parquet", "class_label:", "'6': anger", "num_examples: 9989"):  # fmt: skip
+        assert field in front_matter, field
+    assert "# MELD: Multimodal EmotionLines Dataset" in body
+    assert "0 = neutral, 1 = surprise, 2 = fear, 3 = sadness, 4 = joy, 5 = disgust, 6 = anger" in body
+    assert "dia125_utt3.mp4" in body and "dia110_utt7.mp4" in body
+    assert "Poria" in body and "GPL-3.0" in body
+    assert "| `utterance_id` |" in body
+
+
+def test_load_erc_dataset_checks_name_and_options(prepared_meld, tmp_path):
+    output, _, _ = prepared_meld
+    with pytest.raises(DataFormatError, match="does not hold iemocap data"):
+        load_erc_dataset("iemocap", output, cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="Unknown dataset 'cmu-mosei'"):
+        load_erc_dataset("cmu-mosei", output)
+    with pytest.raises(TypeError, match=r"unknown option\(s\) \['seed'\]"):
+        load_erc_dataset("meld", output, seed=3)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_erc_dataset("meld", tmp_path / "absent")
+
+
+def test_load_erc_dataset_dispatches_iemocap(monkeypatch, tmp_path):
+    calls = []
+    fake = types.ModuleType("hf_erc.data.iemocap")
+    fake.build_iemocap = lambda raw_dir, **options: calls.append((raw_dir, options)) or "built"
+    monkeypatch.setitem(sys.modules, "hf_erc.data.iemocap", fake)
+    result = load_erc_dataset("iemocap", tmp_path, keep_unlabeled=True, seed=7, cache_dir=tmp_path / "c")
+    assert result == "built"
+    assert calls == [(tmp_path, {"keep_unlabeled": True, "seed": 7, "cache_dir": tmp_path / "c"})]
+
+
+@pytest.fixture
+def tiny_release(tmp_path):
+    raw = tmp_path / "MELD.Raw"
+    raw.mkdir()
+    for csv_name, rows in TINY_ROWS.items():
+        write_meld_csv(raw / csv_name, rows)
+    (raw / "train_splits").mkdir()
+    write_mp4(raw / "train_splits" / "dia0_utt0.mp4", seconds=0.3)
+    write_corrupt(raw / "train_splits" / "dia125_utt3.mp4")
+    return raw
+
+
+def test_export_round_trip_keeps_nulls_and_flags(tiny_release, tmp_path):
+    built = build_meld(tiny_release, cache_dir=tmp_path / "cache")
+    save_parquet_repo(built, tmp_path / "out", "# Tiny\n", license="gpl-3.0")
+    loaded = datasets.load_dataset(str(tmp_path / "out"), cache_dir=str(tmp_path / "cache2"))
+    for split in built:
+        assert loaded[split].features == built[split].features
+        assert loaded[split].to_list() == built[split].to_list()
+    assert loaded["train"]["has_video"] == [True, False, False, False, False, False]
+    assert loaded["train"]["video_path"][1:4] == [None, None, None]
+
+
+def test_cli_prepare_tiny_release_reports_clips(tiny_release, tmp_path, capsys):
+    code = main(
+        ["prepare", "meld", "--raw-dir", str(tiny_release), "--output", str(tmp_path / "out"),
+         "--cache-dir", str(tmp_path / "cache")]
+    )  # fmt: skip
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert re.search(r"^usable video\s+1\s+0\s+0\s+1$", printed, re.M)
+    assert re.search(r"^unusable audio\s+1\s+0\s+0\s+1$", printed, re.M)
+    assert re.search(r"^missing video\s+4\s+2\s+2\s+8$", printed, re.M)
+    assert (
+        "train: 6 utterances, audio usable for 1, video for 1; missing audio/video: 4 "
+        "(dia0_utt1, dia2_utt0, dia10_utt0, dia125_utt0); unusable audio/video: 1 (dia125_utt3.mp4)"
+    ) in printed
+    assert "validation: text only" in printed
+
+
+def test_cli_errors_are_clean(tmp_path, capsys):
+    assert main(["prepare", "meld", "--raw-dir", str(tmp_path / "nowhere"), "--output", str(tmp_path / "o")]) == 2
+    assert "hf-erc prepare: error: MELD folder" in capsys.readouterr().err
+    (tmp_path / "raw").mkdir()
+    write_meld_csv(tmp_path / "raw" / "train_sent_emo.csv", [(0, 0, "Hi.", "happy", "positive")])
+    assert main(["prepare", "meld", "--raw-dir", str(tmp_path / "raw"), "--output", str(tmp_path / "o")]) == 2
+    assert "lacks ['dev_sent_emo.csv', 'test_sent_emo.csv']" in capsys.readouterr().err
+    assert main(["prepare", "meld", "--raw-dir", str(tmp_path), "--output", str(tmp_path / "o"), "--seed", "3"]) == 2
+    assert "--seed: only for iemocap, not meld." in capsys.readouterr().err
+
+
+def test_push_offline_says_folder_is_complete(tiny_release, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    output = tmp_path / "out"
+    with pytest.raises(PushError) as error:
+        push_parquet_repo(output, "someone/meld")
+    message = str(error.value)
+    assert f"The local dataset folder {output.resolve()} is complete" in message
+    assert f"hf upload someone/meld {output.resolve()} --repo-type dataset" in message
+
+    code = main(
+        ["prepare", "meld", "--raw-dir", str(tiny_release), "--output", str(output), "--cache-dir",
+         str(tmp_path / "cache"), "--no-check-media", "--push-to-hub", "someone/meld", "--private"]
+    )  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 1
+    assert is_prepared_folder(output)
+    assert "is complete" in captured.err and "--private" in captured.err
+
+
+def test_prepare_meld_script(tiny_release, tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "dataset_scripts" / "meld" / "prepare_meld.py"
+    spec = importlib.util.spec_from_file_location("prepare_meld", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    output = tmp_path / "meld"
+    assert script.main([str(tiny_release), str(output), "--no-check-media", "--cache-dir", str(tmp_path / "c")]) == 0
+    assert "unusable audio/video" not in capsys.readouterr().out  # existence only: the corrupt clip counts
+    loaded = datasets.load_dataset(str(output), cache_dir=str(tmp_path / "c2"))
+    assert loaded["train"]["has_video"] == [True, False, False, False, False, True]

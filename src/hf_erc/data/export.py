@@ -21,7 +21,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 COLUMN_DESCRIPTIONS: dict[str, str] = {
     "dialogue_id": "dialogue identifier, unique within the split",
     "turn": "0-based position of the utterance in its dialogue",
-    "utterance_id": "the release's own utterance number within the dialogue (may skip numbers)",
+    "utterance_id": "the release's own utterance id (MELD: number within the dialogue, may skip numbers; IEMOCAP: turn id such as Ses01F_impro01_F000)",
     "speaker": "who speaks",
     "text": "transcript, exactly as released (UTF-8)",
     "emotion": "emotion label (ClassLabel, order below)",

@@ -92,14 +92,16 @@ def decode_audio(
         if not container.streams.audio:
             raise MediaDecodeError(path, "no audio stream")
         stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sampling_rate)
+        # Keep the source channels and average them: FFmpeg's own stereo -> mono matrix scales each
+        # channel by 0.707 and sums, which leaves [-1, 1] for loud stereo.
+        resampler = av.AudioResampler(format="fltp", rate=sampling_rate)
         chunks = []
         try:
             for frame in container.decode(stream):
                 for resampled in resampler.resample(frame):
-                    chunks.append(resampled.to_ndarray().reshape(-1))
+                    chunks.append(resampled.to_ndarray().mean(axis=0))
             for resampled in resampler.resample(None):
-                chunks.append(resampled.to_ndarray().reshape(-1))
+                chunks.append(resampled.to_ndarray().mean(axis=0))
         except MediaDecodeError:
             raise
         except Exception as error:
@@ -108,7 +110,8 @@ def decode_audio(
         container.close()
     if not chunks:
         raise MediaDecodeError(path, "audio stream holds no samples")
-    waveform = np.concatenate(chunks).astype(np.float32, copy=False)
+    # Lossy codecs (AAC) can overshoot full scale slightly.
+    waveform = np.clip(np.concatenate(chunks), -1.0, 1.0).astype(np.float32, copy=False)
     if start is not None or end is not None:
         first = 0 if start is None else max(0, int(round(start * sampling_rate)))
         last = len(waveform) if end is None else min(len(waveform), int(round(end * sampling_rate)))

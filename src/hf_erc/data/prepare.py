@@ -253,7 +253,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=None, help="IEMOCAP: seed of the validation split (default: 42).")
     parser.add_argument("--cache-dir", default=None, help="Cache folder of `datasets` (default: its own).")
     parser.add_argument("--push-to-hub", metavar="REPO", default=None, help="Also upload the folder to this Hub repo.")
-    parser.add_argument("--private", action="store_true", help="Create the Hub repository as private.")
+    visibility = parser.add_mutually_exclusive_group()
+    visibility.add_argument(
+        "--private", action="store_true", default=None, help="Create the Hub repository as private (default for IEMOCAP)."
+    )
+    visibility.add_argument(
+        "--public",
+        dest="private",
+        action="store_false",
+        help="Create the Hub repository as public (default for MELD). IEMOCAP's license forbids public redistribution "
+        "without USC's permission.",
+    )
     parser.set_defaults(func=run_prepare)
 
 
@@ -282,8 +292,11 @@ def run_prepare(args: argparse.Namespace) -> int:
     save_parquet_repo(dataset_dict, args.output, card_text, **card_metadata)
     print(f"Wrote {args.output} (load it with datasets.load_dataset({os.fspath(args.output)!r})).")
     if args.push_to_hub:
+        # IEMOCAP's release agreement does not allow public redistribution: private unless asked otherwise.
+        private = args.private if args.private is not None else args.dataset == "iemocap"
+        print(f"Pushing to {args.push_to_hub} as a {'private' if private else 'public'} dataset repository.")
         try:
-            url = push_parquet_repo(args.output, args.push_to_hub, private=args.private)
+            url = push_parquet_repo(args.output, args.push_to_hub, private=private)
         except PushError as error:
             print(f"hf-erc prepare: error: {error}", file=sys.stderr)
             return 1

@@ -8,6 +8,7 @@ Importing this package registers each model's config and model class with `AutoC
 
 from transformers import AutoConfig, AutoModel
 
+from .cmath import CMATHConfig, CMATHForEmotionRecognition, CMATHOutput, CMATHPreTrainedModel
 from .sdt import SDTConfig, SDTForEmotionRecognition, SDTOutput, SDTPreTrainedModel
 
 
@@ -20,6 +21,16 @@ def _register(config_class, model_class):
 
 
 _register(SDTConfig, SDTForEmotionRecognition)
+_register(CMATHConfig, CMATHForEmotionRecognition)
 
 
-__all__ = ["SDTConfig", "SDTForEmotionRecognition", "SDTOutput", "SDTPreTrainedModel"]
+__all__ = [
+    "CMATHConfig",
+    "CMATHForEmotionRecognition",
+    "CMATHOutput",
+    "CMATHPreTrainedModel",
+    "SDTConfig",
+    "SDTForEmotionRecognition",
+    "SDTOutput",
+    "SDTPreTrainedModel",
+]

@@ -48,6 +48,8 @@ _DATASET_PRESETS = {
         "audio_dim": 1582,
         "video_dim": 342,
         "num_speakers": 2,
+        # The reference one-hot encodes M as [1, 0] and F as [0, 1].
+        "speaker_vocab": {"M": 0, "F": 1},
         "distillation_temperature": 1.0,
         "trainable_unimodal_gates": True,
         "class_weights": [1.0 / frequency for frequency in _IEMOCAP_CLASS_FREQUENCIES],
@@ -108,6 +110,13 @@ class SDTConfig(PretrainedConfig):
         class_weights (`list[float]`, *optional*):
             Per-class weights of the negative log-likelihood terms (one per label), or `None` for none. The
             reference weighs IEMOCAP classes by their inverse frequency.
+        dataset_name (`str`, *optional*):
+            The dataset whose labels and preset the model uses (`"meld"` or `"iemocap"`); set by
+            [`SDTConfig.for_dataset`], read by model cards and inference.
+        speaker_vocab (`dict[str, int]`, *optional*):
+            How speaker names map to `speaker_ids` (IEMOCAP: `{"M": 0, "F": 1}`). `None` numbers the speakers of
+            each dialogue by order of first appearance, capped at `num_speakers - 1`, as the MELD features do.
+            Stored so that inference builds the same ids as training.
 
     Example:
 
@@ -143,6 +152,8 @@ class SDTConfig(PretrainedConfig):
         modality_loss_weight=1.0,
         self_distillation_loss_weight=1.0,
         class_weights=None,
+        dataset_name=None,
+        speaker_vocab=None,
         **kwargs,
     ):
         if isinstance(modalities, str):
@@ -177,6 +188,8 @@ class SDTConfig(PretrainedConfig):
         self.modality_loss_weight = modality_loss_weight
         self.self_distillation_loss_weight = self_distillation_loss_weight
         self.class_weights = None if class_weights is None else [float(weight) for weight in class_weights]
+        self.dataset_name = dataset_name
+        self.speaker_vocab = None if speaker_vocab is None else {str(name): int(index) for name, index in speaker_vocab.items()}
         super().__init__(**kwargs)
         if self.class_weights is not None and len(self.class_weights) != self.num_labels:
             raise ValueError(
@@ -202,7 +215,7 @@ class SDTConfig(PretrainedConfig):
                 f"Unknown dataset {dataset!r}: SDTConfig.for_dataset expects one of {sorted(_DATASET_PRESETS)}."
             )
         labels = _DATASET_LABELS[key]
-        settings = dict(_DATASET_PRESETS[key])
+        settings = dict(_DATASET_PRESETS[key], dataset_name=key)
         settings["id2label"] = dict(enumerate(labels))
         settings["label2id"] = {label: index for index, label in enumerate(labels)}
         if modalities is not None:

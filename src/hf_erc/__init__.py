@@ -1,14 +1,38 @@
-"""hf_erc: multimodal Emotion Recognition in Conversation as Hugging Face ``transformers`` models."""
+"""hf_erc: multimodal Emotion Recognition in Conversation as Hugging Face ``transformers`` models.
 
+Importing the package registers every model with ``AutoConfig``/``AutoModel``.
+"""
+
+from . import models
 from .labels import IEMOCAP_EMOTIONS, MELD_EMOTIONS, emotion_names, id2label, label2id
+from .models import (
+    CMATHConfig,
+    CMATHForEmotionRecognition,
+    SDTConfig,
+    SDTForEmotionRecognition,
+)
 
 __version__ = "0.1.0"
 
+
+def pipeline(model: str, device: str | None = None, trust_remote_code: bool = True):
+    """Label conversations with a trained checkpoint: ``hf_erc.pipeline("path/or/repo")(conversation)``."""
+    from .pipelines import pipeline as build_pipeline
+
+    return build_pipeline(model, device=device, trust_remote_code=trust_remote_code)
+
+
 __all__ = [
+    "CMATHConfig",
+    "CMATHForEmotionRecognition",
     "IEMOCAP_EMOTIONS",
     "MELD_EMOTIONS",
+    "SDTConfig",
+    "SDTForEmotionRecognition",
     "emotion_names",
     "id2label",
     "label2id",
+    "models",
+    "pipeline",
     "__version__",
 ]

@@ -56,6 +56,25 @@ PAPERS: dict[str, PaperInfo] = {
             "iemocap": "accuracy 73.95 with RoBERTa-large text, openSMILE audio and DenseNet visual features",
         },
     ),
+    "cmath-erc": PaperInfo(
+        title="CMATH: Cross-Modality Augmented Transformer with Hierarchical Variational Distillation",
+        description=(
+            "CMATH (Zhu et al., arXiv 2411.10060, 2024) reconstructs a compressed representation of each modality, "
+            "fuses them asymmetrically with a cross-modality augmented transformer around one central modality, "
+            "fuses the fine-grained representations into a coarse-grained one with a variational network, and "
+            "distils between the granularities. The authors released no code; this is hf_erc's implementation "
+            "from the paper (see the modeling file's docstring for every interpretation)."
+        ),
+        citation=(
+            "@article{zhu2024cmath,\n"
+            "  title   = {{CMATH}: Cross-Modality Augmented Transformer with Hierarchical Variational Distillation for Multimodal Emotion Recognition in Conversation},\n"
+            "  author  = {Zhu, Xiaofei and Cheng, Jiawei and Yang, Zhou and Chen, Zhuo and Wang, Qingyang and Yao, Jianfeng},\n"
+            "  journal = {arXiv preprint arXiv:2411.10060},\n"
+            "  year    = {2024}\n"
+            "}"
+        ),
+        reported={},
+    ),
 }
 
 

@@ -1,0 +1,7 @@
+"""Train an hf_erc model from a YAML config: `python scripts/train.py --config configs/sdt-meld.yaml` (or `accelerate launch`)."""
+import sys
+
+from hf_erc.training.run import main
+
+if __name__ == "__main__":
+    sys.exit(main())

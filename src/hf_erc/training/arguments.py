@@ -1,0 +1,210 @@
+"""Argument dataclasses of ``scripts/train.py``, parsed with ``transformers.HfArgumentParser``.
+
+They sit beside ``transformers.TrainingArguments``: one YAML config file holds the fields of
+all four, and the command line overrides any of them.
+"""
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from transformers import TrainingArguments
+from transformers.trainer_utils import IntervalStrategy, SaveStrategy
+
+MODALITIES = ("text", "audio", "video")
+
+
+def _parse_json_dict(value: Any, name: str) -> dict[str, Any]:
+    """Accept a dict (from YAML) or a JSON object string (from the command line)."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"--{name} must be a JSON object such as '{{\"dropout\": 0.1}}': {error}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"--{name} must be a mapping of field name to value, got {type(value).__name__}.")
+    return value
+
+
+@dataclass
+class ERCModelArguments:
+    """Which model to train, from which weights, with which configuration."""
+
+    model_type: Literal["sdt", "telme", "magtkd", "cmath"] = field(
+        default="sdt", metadata={"help": "Model family; see hf_erc.training.run.MODEL_REGISTRY."}
+    )
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "Checkpoint (folder or Hub id) whose weights and config training starts from, e.g. to fine-tune "
+            "or to continue from an earlier stage. Without it the model is built from the dataset preset."
+        },
+    )
+    preset: str | None = field(
+        default=None,
+        metadata={"help": "Dataset preset of the configuration (`for_dataset(preset)`); defaults to dataset_name."},
+    )
+    config_overrides: dict[str, Any] | str | None = field(
+        default=None,
+        metadata={
+            "help": "Fields of the model config to replace, a mapping in YAML or a JSON object on the command "
+            "line, e.g. '{\"hidden_size\": 256, \"dropout\": 0.3}'."
+        },
+    )
+    stage: Literal["teacher", "student", "fusion", "full"] = field(
+        default="full",
+        metadata={
+            "help": "Training stage of multi-stage models (TelME, MAGTKD): teacher, student (distilled from "
+            "--teacher_model_name_or_path) or fusion. Single-stage models (SDT, CMATH) use 'full'."
+        },
+    )
+
+    def __post_init__(self):
+        self.config_overrides = _parse_json_dict(self.config_overrides, "config_overrides")
+
+
+@dataclass
+class ERCDataArguments:
+    """Which dataset, where it is, and how dialogues become batches."""
+
+    dataset_name: Literal["meld", "iemocap"] = field(default="meld", metadata={"help": "Dataset (sets the label set)."})
+    data_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "A raw release folder, a prepared Parquet folder (`hf-erc prepare`) or one with feature columns "
+            "(`hf-erc extract-features`); read with hf_erc.data.prepare.load_erc_dataset."
+        },
+    )
+    modalities: list[str] = field(
+        default_factory=lambda: list(MODALITIES),
+        metadata={"help": "Modalities the model reads, a subset of text audio video."},
+    )
+    text_feature_column: str = field(default="text_features", metadata={"help": "Column of the text features."})
+    audio_feature_column: str = field(default="audio_features", metadata={"help": "Column of the audio features."})
+    video_feature_column: str = field(default="video_features", metadata={"help": "Column of the video features."})
+    max_turns: int | None = field(
+        default=None,
+        metadata={"help": "Keep at most this many turns of each dialogue (the first ones); None keeps all."},
+    )
+    num_speakers: int | None = field(
+        default=None,
+        metadata={
+            "help": "Number of speaker ids the model embeds; speakers beyond it share the last id. Defaults to the "
+            "model preset's value (SDT: 9 on MELD, 2 on IEMOCAP)."
+        },
+    )
+    speaker_vocab_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "JSON object speaker name -> id. Without it: IEMOCAP M/F -> 0/1, feature-pickle MELD slots -> "
+            "their index, MELD names -> order of first appearance in the dialogue."
+        },
+    )
+    max_train_dialogues: int | None = field(
+        default=None, metadata={"help": "Train on the first N training dialogues only (smoke tests, debugging)."}
+    )
+    max_eval_dialogues: int | None = field(
+        default=None, metadata={"help": "Evaluate on the first N validation and test dialogues only."}
+    )
+
+    def __post_init__(self):
+        if isinstance(self.modalities, str):
+            self.modalities = self.modalities.split()
+        unknown = [modality for modality in self.modalities if modality not in MODALITIES]
+        if unknown or not self.modalities:
+            raise ValueError(f"--modalities must be a non-empty subset of {list(MODALITIES)}, got {self.modalities}.")
+        # Canonical order, so that configs and checkpoints agree whatever order the user wrote.
+        self.modalities = [modality for modality in MODALITIES if modality in self.modalities]
+        if self.max_turns is not None and self.max_turns < 1:
+            raise ValueError(f"--max_turns must be at least 1, got {self.max_turns}.")
+
+    def feature_column(self, modality: str) -> str:
+        """Dataset column holding ``modality``'s utterance features."""
+        return getattr(self, f"{modality}_feature_column")
+
+
+@dataclass
+class DistillationArguments:
+    """Distillation from a separate, frozen teacher model (TelME and MAGTKD students).
+
+    The student's own loss (from its ``forward``) is weighted by ``ce_weight``; the trainer adds
+    ``response_kd_weight`` × the response-based loss between the ``logits_key`` outputs and
+    ``feature_kd_weight`` × the feature-based loss between the ``hidden_state_key`` outputs (see
+    hf_erc.training.losses). Without a teacher only the student's own loss is used.
+    """
+
+    teacher_model_name_or_path: str | None = field(
+        default=None, metadata={"help": "Trained teacher checkpoint; frozen and run in eval mode."}
+    )
+    temperature: float = field(default=4.0, metadata={"help": "Temperature of the response-based KD."})
+    response_kd_type: Literal["kl", "dist"] = field(
+        default="kl",
+        metadata={
+            "help": "'kl': T²·KL(teacher_T ‖ student_T) (Hinton); 'dist': the correlation-based logit loss of TelME's "
+            "released code (inter- and intra-class Pearson correlation, DIST)."
+        },
+    )
+    response_kd_weight: float = field(default=1.0, metadata={"help": "Weight of the response-based KD term."})
+    feature_kd_weight: float = field(default=0.0, metadata={"help": "Weight of the feature-based KD term."})
+    feature_kd_temperature: float = field(
+        default=1.0, metadata={"help": "Temperature of the batch-similarity softmax of the feature KD (TelME: 1)."}
+    )
+    ce_weight: float = field(default=1.0, metadata={"help": "Weight of the student's own loss."})
+    logits_key: str = field(default="logits", metadata={"help": "Output of both models compared by response KD."})
+    hidden_state_key: str | None = field(
+        default=None,
+        metadata={
+            "help": "Output of both models compared by feature KD (e.g. 'utterance_embeddings'); required when "
+            "feature_kd_weight > 0."
+        },
+    )
+
+    def __post_init__(self):
+        if self.temperature <= 0 or self.feature_kd_temperature <= 0:
+            raise ValueError("--temperature and --feature_kd_temperature must be positive.")
+        if self.feature_kd_weight > 0 and not self.hidden_state_key:
+            raise ValueError("--feature_kd_weight > 0 needs --hidden_state_key: the model output holding the embeddings.")
+
+
+@dataclass
+class ERCTrainingArguments(TrainingArguments):
+    """``TrainingArguments`` with the defaults of ERC training and the reference optimizer option.
+
+    Changed defaults: train and test, evaluate and save every epoch, keep the best checkpoint on validation
+    weighted F1, bucket dialogues by their ``length`` column, keep every dataset column (the
+    dialogue collator needs ``speaker``, ``emotion`` and the feature columns, which are not
+    ``forward`` arguments), and report to no tracker.
+    """
+
+    eval_strategy: IntervalStrategy | str = field(default="epoch", metadata={"help": "When to evaluate: 'no', 'steps' or 'epoch'."})
+    save_strategy: SaveStrategy | str = field(default="epoch", metadata={"help": "When to save: 'no', 'steps', 'epoch' or 'best'."})
+    logging_strategy: IntervalStrategy | str = field(default="epoch", metadata={"help": "When to log: 'no', 'steps' or 'epoch'."})
+    load_best_model_at_end: bool = field(default=True, metadata={"help": "Reload the best checkpoint at the end."})
+    metric_for_best_model: str | None = field(
+        default="eval_weighted_f1", metadata={"help": "Validation metric selecting the best checkpoint."}
+    )
+    greater_is_better: bool | None = field(default=True, metadata={"help": "Whether a larger metric is better."})
+    save_total_limit: int | None = field(default=2, metadata={"help": "Checkpoints kept (the best is always kept)."})
+    train_sampling_strategy: str = field(
+        default="group_by_length",
+        metadata={
+            "help": "Training sampler: 'group_by_length' buckets dialogues by length (column `length_column_name`).",
+            "choices": ["random", "sequential", "group_by_length", "batch_rebalance"],
+        },
+    )
+    remove_unused_columns: bool = field(
+        default=False, metadata={"help": "Keep all columns: the dialogue collator reads non-forward columns."}
+    )
+    report_to: None | str | list[str] = field(default="none", metadata={"help": "Trackers to report to."})
+    do_train: bool = field(default=True, metadata={"help": "Train (otherwise only evaluate the given model)."})
+    do_predict: bool = field(default=True, metadata={"help": "Evaluate the final model on the test split."})
+    adam_l2_regularization: bool = field(
+        default=False,
+        metadata={
+            "help": "Optimise with torch.optim.Adam whose `weight_decay` is an L2 term added to the gradient of every "
+            "parameter (the reference SDT code), instead of the Trainer's AdamW with decoupled decay that skips "
+            "biases and norms. `weight_decay` gives the L2 coefficient."
+        },
+    )

@@ -1,0 +1,196 @@
+"""Evaluation metrics of emotion recognition in conversation.
+
+Weighted F1 is the headline number of the MELD/IEMOCAP literature; accuracy, macro F1,
+per-class F1 and the confusion matrix come with it. Everything is computed here from
+the confusion matrix with numpy:
+
+* ``evaluate.load("f1")`` fetches its metric script from the Hub and fails offline
+  (checked with evaluate 0.4.6: "Module 'f1' doesn't exist on the Hugging Face Hub
+  either"). A metric module loaded from a local path works offline, but would add a
+  file and a ``datasets.Features`` schema for five formulas, so we do not use
+  ``evaluate`` for training metrics.
+* The formulas follow scikit-learn's ``precision_recall_fscore_support`` (what the
+  reference code of SDT, TelME and MAGTKD calls): a class absent from both labels and
+  predictions is left out of the macro average, and a class with no prediction or no
+  support has F1 0.
+
+Scores are fractions in [0, 1], as ``transformers`` metrics are; tables print them as
+percentages, the way the papers report them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+IGNORE_INDEX = -100
+
+
+def _flatten_predictions(predictions: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Return 1-d arrays of predicted and true class ids over the labelled positions only.
+
+    ``predictions`` are either logits (``[..., num_labels]``, e.g. ``[B, T, C]`` or ``[N, C]``) or
+    class ids with the same shape as ``labels``. Positions labelled ``-100`` (padding turns,
+    unlabelled context) are dropped.
+    """
+    predictions = np.asarray(predictions)
+    labels = np.asarray(labels)
+    if predictions.shape == labels.shape:
+        predicted_ids = predictions.astype(np.int64)
+    elif predictions.ndim == labels.ndim + 1 and predictions.shape[:-1] == labels.shape:
+        predicted_ids = predictions.argmax(axis=-1)
+    else:
+        raise ValueError(
+            f"Predictions of shape {predictions.shape} do not match labels of shape {labels.shape}: expected class "
+            "ids of the same shape as the labels, or logits with one more (last) dimension of size num_labels."
+        )
+    valid = labels != IGNORE_INDEX
+    return predicted_ids[valid].reshape(-1), labels[valid].reshape(-1).astype(np.int64)
+
+
+def confusion_matrix(predicted_ids: np.ndarray, label_ids: np.ndarray, num_labels: int) -> np.ndarray:
+    """Counts ``[num_labels, num_labels]``: row = true class, column = predicted class."""
+    for name, ids in (("label", label_ids), ("predicted", predicted_ids)):
+        if ids.size and (ids.min() < 0 or ids.max() >= num_labels):
+            raise ValueError(
+                f"A {name} id is outside [0, {num_labels}): got values in [{ids.min()}, {ids.max()}]. Check that "
+                "label_names matches the dataset's label set (and that unlabelled turns use -100)."
+            )
+    flat = label_ids * num_labels + predicted_ids
+    return np.bincount(flat, minlength=num_labels * num_labels).reshape(num_labels, num_labels)
+
+
+def compute_erc_metrics(predictions: Any, labels: Any, label_names: Sequence[str]) -> dict[str, Any]:
+    """Weighted F1, accuracy, macro F1, per-class F1 (``f1_<label>``) and the confusion matrix.
+
+    Args:
+        predictions: logits ``[B, T, C]``/``[N, C]`` or class ids ``[B, T]``/``[N]``.
+        labels: class ids with ``-100`` at padding and unlabelled positions, which are ignored.
+        label_names: class names in label-id order.
+
+    Returns:
+        ``{"weighted_f1", "accuracy", "macro_f1", "f1_<label>"..., "num_utterances",
+        "confusion_matrix"}``; the matrix is a nested list of counts (row = true class).
+    """
+    label_names = list(label_names)
+    num_labels = len(label_names)
+    predicted_ids, label_ids = _flatten_predictions(predictions, labels)
+    matrix = confusion_matrix(predicted_ids, label_ids, num_labels).astype(np.float64)
+
+    true_positives = np.diag(matrix)
+    support = matrix.sum(axis=1)
+    predicted_counts = matrix.sum(axis=0)
+    # F1 = 2 TP / (2 TP + FP + FN) = 2 TP / (support + predicted); 0 when the class never occurs in either.
+    denominator = support + predicted_counts
+    f1 = np.divide(2 * true_positives, denominator, out=np.zeros(num_labels), where=denominator > 0)
+
+    total = support.sum()
+    present = denominator > 0
+    metrics: dict[str, Any] = {
+        "weighted_f1": float((f1 * support).sum() / total) if total else 0.0,
+        "accuracy": float(true_positives.sum() / total) if total else 0.0,
+        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+    }
+    for name, value in zip(label_names, f1):
+        metrics[f"f1_{name}"] = float(value)
+    metrics["num_utterances"] = int(total)
+    metrics["confusion_matrix"] = matrix.astype(np.int64).tolist()
+    return metrics
+
+
+class ERCMetrics:
+    """``compute_metrics`` for [`transformers.Trainer`]: [`compute_erc_metrics`] on an ``EvalPrediction``.
+
+    The Trainer concatenates evaluation batches of different dialogue lengths by padding
+    both logits and labels with ``-100``; those positions carry label ``-100`` and are
+    ignored. When a model's predictions reach here as a tuple or dict (a Trainer that
+    keeps every output), the fused ``logits`` are taken: the dict key ``"logits"``, or the
+    first element of a tuple.
+    """
+
+    def __init__(self, label_names: Sequence[str]):
+        self.label_names = list(label_names)
+
+    @staticmethod
+    def _select_logits(predictions: Any) -> Any:
+        if isinstance(predictions, Mapping):
+            if "logits" not in predictions:
+                raise ValueError(f"Predictions are a dict without a 'logits' key (keys: {sorted(predictions)}).")
+            return predictions["logits"]
+        if isinstance(predictions, (tuple, list)):
+            return predictions[0]
+        return predictions
+
+    def __call__(self, eval_prediction) -> dict[str, Any]:
+        predictions = self._select_logits(eval_prediction.predictions)
+        labels = eval_prediction.label_ids
+        if isinstance(labels, (tuple, list)):
+            labels = labels[0]
+        return compute_erc_metrics(predictions, labels, self.label_names)
+
+
+def save_confusion_matrix(
+    matrix: Sequence[Sequence[int]],
+    label_names: Sequence[str],
+    path_png: str | os.PathLike,
+    path_json: str | os.PathLike,
+    title: str | None = None,
+) -> None:
+    """Write a confusion matrix as JSON (counts, row-normalised rates, label names) and as a PNG.
+
+    The PNG has two panels: counts, and the rows normalised by the number of utterances of
+    each true class (recall on the diagonal). Uses matplotlib's non-interactive Agg backend.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = np.asarray(matrix, dtype=np.int64)
+    label_names = list(label_names)
+    if counts.shape != (len(label_names), len(label_names)):
+        raise ValueError(f"Confusion matrix of shape {counts.shape} does not match {len(label_names)} label names.")
+    row_totals = counts.sum(axis=1, keepdims=True)
+    normalized = np.divide(counts, row_totals, out=np.zeros(counts.shape), where=row_totals > 0)
+
+    with open(path_json, "w", encoding="utf-8") as file:
+        json.dump(
+            {"labels": label_names, "counts": counts.tolist(), "normalized": normalized.round(6).tolist()},
+            file,
+            indent=2,
+        )
+
+    size = 2.0 + 0.6 * len(label_names)
+    figure, axes = plt.subplots(1, 2, figsize=(2 * size + 1.5, size))
+    for axis, values, panel, fmt in (
+        (axes[0], counts, "counts", "d"),
+        (axes[1], normalized, "normalised by true class", ".2f"),
+    ):
+        image = axis.imshow(values, cmap="Blues", vmin=0)
+        figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04)
+        axis.set_xticks(range(len(label_names)), label_names, rotation=45, ha="right")
+        axis.set_yticks(range(len(label_names)), label_names)
+        axis.set_xlabel("predicted")
+        axis.set_ylabel("true")
+        axis.set_title(panel)
+        threshold = values.max() / 2 if values.size else 0
+        for row in range(values.shape[0]):
+            for column in range(values.shape[1]):
+                axis.text(
+                    column,
+                    row,
+                    format(values[row, column], fmt),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if values[row, column] > threshold else "black",
+                )
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path_png, dpi=120)
+    plt.close(figure)

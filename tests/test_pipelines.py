@@ -1,0 +1,101 @@
+"""Inference on raw conversations, and the README's main job (quickstart) on real MELD text."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from hf_erc.features.encoders import TextEncoder
+from hf_erc.features.extract import save_encoder_specs
+from hf_erc.labels import MELD_EMOTIONS
+from hf_erc.models import SDTConfig, SDTForEmotionRecognition
+from hf_erc.pipelines import EmotionRecognitionPipeline, format_predictions, pipeline, read_conversation
+from hf_erc.quickstart import SAMPLE_CONVERSATION, run_quickstart
+
+
+@pytest.fixture(scope="module")
+def text_only_checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sdt-text")
+    torch.manual_seed(0)
+    config = SDTConfig.for_dataset("meld", modalities=["text"], text_dim=384, hidden_size=32, num_attention_heads=2)
+    SDTForEmotionRecognition(config).save_pretrained(path)
+    save_encoder_specs({"text": TextEncoder("minilm").spec}, path)
+    return path
+
+
+def test_pipeline_labels_every_utterance(text_only_checkpoint):
+    predictions = pipeline(str(text_only_checkpoint), device="cpu")(SAMPLE_CONVERSATION)
+    conversation = json.loads(SAMPLE_CONVERSATION.read_text())["utterances"]
+    assert [p["text"] for p in predictions] == [u["text"] for u in conversation]
+    for item in predictions:
+        assert set(item["scores"]) == set(MELD_EMOTIONS)
+        assert sum(item["scores"].values()) == pytest.approx(1.0, abs=1e-5)
+        assert item["emotion"] == max(item["scores"], key=item["scores"].get)
+    table = format_predictions(predictions)
+    assert table.count("\n") == len(conversation)
+
+
+def test_pipeline_matches_the_model_on_collated_features(text_only_checkpoint):
+    """The pipeline is exactly: encode texts, collate one dialogue, run the model, softmax."""
+    from hf_erc.data.collators import DialogueCollator
+
+    pipe = EmotionRecognitionPipeline.from_pretrained(str(text_only_checkpoint), device="cpu")
+    utterances = [{"speaker": "A", "text": "I can't believe it!"}, {"speaker": "B", "text": "Calm down."}, {"speaker": "A", "text": "No!"}]
+    predictions = pipe({"utterances": utterances})
+    features = pipe.encoders["text"].encode([u["text"] for u in utterances])
+    batch = DialogueCollator(modalities=["text"], num_speakers=9, label_column=None)(
+        [{"speaker": [u["speaker"] for u in utterances], "text_features": list(features)}]
+    )
+    with torch.no_grad():
+        expected = pipe.model(**batch).logits.softmax(-1)[0]
+    got = torch.tensor([[p["scores"][name] for name in MELD_EMOTIONS] for p in predictions])
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_conversation_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        read_conversation(tmp_path / "missing.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        read_conversation(bad)
+    with pytest.raises(ValueError, match="non-empty list"):
+        read_conversation({"utterances": []})
+    with pytest.raises(ValueError, match="utterance 1 needs"):
+        read_conversation([{"speaker": "A", "text": "hi"}, {"text": "no speaker"}])
+
+
+def test_checkpoint_without_encoder_record_is_refused(tmp_path):
+    SDTForEmotionRecognition(SDTConfig.for_dataset("meld", modalities=["text"], text_dim=8, hidden_size=8, num_attention_heads=2)).save_pretrained(tmp_path)
+    with pytest.raises(FileNotFoundError, match="feature_encoders.json"):
+        pipeline(str(tmp_path))
+
+
+def test_predict_command(text_only_checkpoint, capsys):
+    from hf_erc.cli import main
+
+    assert main(["predict", str(SAMPLE_CONVERSATION), "--model", str(text_only_checkpoint), "--json", "--device", "cpu"]) == 0
+    output = json.loads(capsys.readouterr().out)
+    assert len(output) == 8 and output[0]["speaker"] == "Maya"
+
+
+@pytest.mark.slow
+def test_quickstart_on_real_meld(meld_csv_dir, tmp_path, capsys):
+    """The README's main job, shortened (1 epoch on 64 training dialogues), on the real MELD CSVs."""
+    test_metrics = run_quickstart(
+        str(meld_csv_dir), str(tmp_path), epochs=1, extra_train_args=["--max_train_dialogues", "64", "--disable_tqdm", "true"]
+    )
+    output = capsys.readouterr().out
+    assert "max |logits difference| vs. hf_erc = 0.00e+00" in output
+    assert "transformers_modules" in output  # loaded through the checkpoint's own code
+    results = json.loads((tmp_path / "sdt-meld-text" / "all_results.json").read_text())
+    assert results["test_num_utterances"] == 2610  # the whole real test split is evaluated
+    assert 0.0 < test_metrics["weighted_f1"] <= 1.0
+    checkpoint = tmp_path / "sdt-meld-text"
+    assert (checkpoint / "model.safetensors").is_file() and (checkpoint / "modeling_sdt.py").is_file()
+    assert (checkpoint / "feature_encoders.json").is_file() and (checkpoint / "README.md").is_file()
+    assert not (checkpoint / "training_args.bin").exists() and not list(checkpoint.glob("*.bin"))
+    for name in json.loads(SAMPLE_CONVERSATION.read_text())["utterances"][:2]:
+        assert name["text"][:40] in output

@@ -1,0 +1,200 @@
+"""scripts/train.py end to end on a tiny synthetic feature dataset, in one and in two processes."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
+
+from hf_erc.data.export import save_parquet_repo
+from hf_erc.labels import MELD_EMOTIONS
+from hf_erc.training.run import format_results_table, main, parse_arguments
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TEXT_DIM, AUDIO_DIM = 8, 5
+TRAIN_DIALOGUES = 16  # a multiple of 2 processes x 4 dialogues per step
+
+
+def synthetic_split(num_dialogues, seed, split):
+    """Utterance rows of the data contract with learnable text and (partly missing) audio features."""
+    generator = np.random.default_rng(seed)
+    rows = {name: [] for name in ("dialogue_id", "turn", "speaker", "text", "emotion", "text_features", "audio_features")}
+    for dialogue in range(num_dialogues):
+        for turn in range(int(generator.integers(2, 6))):
+            emotion = int(generator.integers(0, 3))  # neutral, surprise, fear
+            text = generator.normal(scale=0.3, size=TEXT_DIM)
+            text[emotion] += 2.0
+            audio = None if generator.random() < 0.2 else generator.normal(size=AUDIO_DIM).tolist()
+            rows["dialogue_id"].append(f"dia{dialogue}")
+            rows["turn"].append(turn)
+            rows["speaker"].append(str(generator.choice(["Ross", "Rachel", "Joey"])))
+            rows["text"].append(f"utterance {turn}")
+            rows["emotion"].append(emotion)
+            rows["text_features"].append(text.tolist())
+            rows["audio_features"].append(audio)
+    features = Features(
+        {
+            "dialogue_id": Value("string"),
+            "turn": Value("int32"),
+            "speaker": Value("string"),
+            "text": Value("string"),
+            "emotion": ClassLabel(names=list(MELD_EMOTIONS)),
+            "text_features": List(Value("float32")),
+            "audio_features": List(Value("float32")),
+        }
+    )
+    return Dataset.from_dict(rows, features=features, split=split)
+
+
+@pytest.fixture(scope="module")
+def feature_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("meld_features")
+    dataset_dict = DatasetDict(
+        {
+            "train": synthetic_split(TRAIN_DIALOGUES, 0, "train"),
+            "validation": synthetic_split(6, 1, "validation"),
+            "test": synthetic_split(6, 2, "test"),
+        }
+    )
+    save_parquet_repo(dataset_dict, path, "# Synthetic MELD-like features for tests\n")
+    return path
+
+
+def write_config(path, data_dir, output_dir, **extra):
+    config = {
+        "model_type": "sdt",
+        "dataset_name": "meld",
+        "data_dir": str(data_dir),
+        "modalities": ["text", "audio"],
+        "config_overrides": {"hidden_size": 16, "num_attention_heads": 2, "dropout": 0.1},
+        "output_dir": str(output_dir),
+        "num_train_epochs": 5,
+        "per_device_train_batch_size": 4,
+        "per_device_eval_batch_size": 4,
+        "learning_rate": "1e-3",  # as YAML 1.1 reads 1e-3: a string, converted like a command-line value
+        "adam_l2_regularization": True,
+        "weight_decay": 1e-5,
+        "seed": 0,
+        "disable_tqdm": True,
+        "use_cpu": True,
+    }
+    config.update(extra)
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def run_script(command, timeout=240):
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    result = subprocess.run(command, cwd=REPO_ROOT, env=environment, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+    return result
+
+
+def read_json(path):
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def test_config_file_and_command_line_merge(tmp_path):
+    config = write_config(tmp_path / "run.yaml", tmp_path, tmp_path / "out")
+    model_args, data_args, distillation_args, training_args = parse_arguments(
+        ["--config", str(config), "--num_train_epochs", "2", "--config_overrides", '{"hidden_size": 32}']
+    )
+    assert training_args.num_train_epochs == 2  # the command line wins
+    assert training_args.learning_rate == pytest.approx(1e-3)  # YAML value, converted to float
+    assert training_args.per_device_train_batch_size == 4
+    assert model_args.config_overrides == {"hidden_size": 32}
+    assert data_args.modalities == ["text", "audio"]
+    assert training_args.metric_for_best_model == "eval_weighted_f1" and training_args.greater_is_better
+    assert distillation_args.teacher_model_name_or_path is None
+
+
+def test_bad_config_is_reported_with_its_file(tmp_path, capsys):
+    config = write_config(tmp_path / "bad.yaml", tmp_path, tmp_path / "out", learning_rat=0.1)
+    assert main(["--config", str(config)]) == 2
+    error = capsys.readouterr().err
+    assert "bad.yaml" in error and "learning_rat" in error
+    config = write_config(tmp_path / "run.yaml", tmp_path / "missing", tmp_path / "out")
+    assert main(["--config", str(config)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_train_script_end_to_end_then_resume(tmp_path, feature_dir):
+    output_dir = tmp_path / "run"
+    config = write_config(tmp_path / "run.yaml", feature_dir, output_dir)
+    result = run_script([sys.executable, "scripts/train.py", "--config", str(config), "--num_train_epochs", "2"])
+
+    results = read_json(output_dir / "all_results.json")
+    steps_per_epoch = TRAIN_DIALOGUES // 4
+    assert results["global_step"] == 2 * steps_per_epoch  # --num_train_epochs 2 beat the config's 5
+    assert results["world_size"] == 1
+    for key in ("eval_weighted_f1", "eval_accuracy", "eval_macro_f1", "eval_f1_neutral", "test_weighted_f1"):
+        assert 0.0 <= results[key] <= 1.0
+    # The saved model is the best checkpoint's, and that is what was evaluated.
+    assert results["eval_weighted_f1"] == pytest.approx(results["best_eval_weighted_f1"])
+    assert read_json(output_dir / "test_results.json")["test_weighted_f1"] == results["test_weighted_f1"]
+    for name in ("model.safetensors", "config.json", "configuration_sdt.py", "modeling_sdt.py"):
+        assert (output_dir / name).is_file(), name
+    assert not (output_dir / "pytorch_model.bin").exists()
+    config_json = read_json(output_dir / "config.json")
+    assert config_json["text_dim"] == TEXT_DIM and config_json["audio_dim"] == AUDIO_DIM
+    assert config_json["modalities"] == ["text", "audio"] and "auto_map" in config_json
+    for split in ("eval", "test"):
+        assert (output_dir / f"{split}_confusion_matrix.png").is_file()
+        assert (output_dir / f"{split}_confusion_matrix.json").is_file()
+    assert "| weighted F1 |" in result.stdout and "| F1 anger |" in result.stdout
+
+    # Resume the same run from its newest checkpoint for one more epoch.
+    run_script(
+        [sys.executable, "scripts/train.py", "--config", str(config), "--num_train_epochs", "3"]
+        + ["--resume_from_checkpoint", "last"]
+    )
+    resumed = read_json(output_dir / "all_results.json")
+    assert resumed["global_step"] == 3 * steps_per_epoch
+    state = read_json(output_dir / "trainer_state.json")
+    assert [entry["epoch"] for entry in state["log_history"] if "eval_weighted_f1" in entry] == [1.0, 2.0, 3.0]
+
+
+def _free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_two_processes_train_one_model(tmp_path, feature_dir):
+    """`accelerate launch --multi_gpu --num_processes 2` on a CPU-only machine runs two gloo ranks.
+
+    (`--cpu --num_processes 2` starts a single process: it is not a distributed run.)
+    """
+    output_dir = tmp_path / "ddp"
+    config = write_config(tmp_path / "ddp.yaml", feature_dir, output_dir, num_train_epochs=2, save_strategy="epoch")
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
+    launcher += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    launcher += ["--main_process_port", str(_free_port())]
+    run_script(launcher + ["scripts/train.py", "--config", str(config)])
+
+    results = read_json(output_dir / "all_results.json")
+    assert results["world_size"] == 2
+    # Each optimizer step consumes 2 x 4 dialogues: half the steps of one process.
+    assert results["global_step"] == 2 * TRAIN_DIALOGUES // 8
+    fingerprints = results["weights_sha256_per_rank"].split(",")
+    assert len(fingerprints) == 2 and fingerprints[0] == fingerprints[1]
+    # Evaluation gathers both ranks' predictions without duplicates: every labelled validation turn once.
+    validation = synthetic_split(6, 1, "validation")
+    assert results["eval_num_utterances"] == len(validation)
+
+
+def test_results_table_lists_every_metric_per_split():
+    results = {
+        "validation": {"eval_weighted_f1": 0.5, "eval_accuracy": 0.25, "eval_macro_f1": 0.125, "eval_f1_neutral": 1.0},
+        "test": {"test_weighted_f1": 0.75},
+    }
+    table = format_results_table(results, ["neutral"]).splitlines()
+    assert table[0] == "| metric | validation | test |"
+    assert table[2] == "| weighted F1 | 50.00 | 75.00 |"
+    assert table[-1] == "| F1 neutral | 100.00 | - |"

@@ -7,28 +7,14 @@ import json
 import numpy as np
 import pytest
 import torch
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+from datasets import Dataset, DatasetDict
 
 from hf_erc.features import FEATURE_COLUMNS, TextEncoder, extract_features, load_encoder_specs, save_encoder_specs
 from hf_erc.features import extract as extract_module
-from hf_erc.labels import MELD_EMOTIONS
+from hf_erc.data.contract import contract_features
 from tests.media_fixtures import write_corrupt, write_mp4
 
-CONTRACT = Features(
-    {
-        "dialogue_id": Value("string"),
-        "turn": Value("int32"),
-        "speaker": Value("string"),
-        "text": Value("string"),
-        "emotion": ClassLabel(names=list(MELD_EMOTIONS)),
-        "audio_path": Value("string"),
-        "video_path": Value("string"),
-        "start": Value("float32"),
-        "end": Value("float32"),
-        "has_audio": Value("bool"),
-        "has_video": Value("bool"),
-    }
-)
+CONTRACT = contract_features("meld", with_sentiment=False)
 
 
 def _split(rows):

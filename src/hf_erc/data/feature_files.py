@@ -41,10 +41,11 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from datasets import ClassLabel, Dataset, DatasetDict, DatasetInfo, Features, List, Value
+from datasets import Dataset, DatasetDict, DatasetInfo, Features
 from datasets.table import InMemoryTable
 
 from ..labels import MELD_SENTIMENTS, emotion_names
+from .contract import contract_features
 from .errors import DataFormatError
 
 
@@ -374,31 +375,12 @@ def _sentiment_item(extra: Any, keys: Sequence) -> Mapping | None:
 
 
 def _contract_features(dataset: str, with_sentiment: bool) -> Features:
-    columns = {
-        "dialogue_id": Value("string"),
-        "turn": Value("int32"),
-        "speaker": Value("string"),
-        "text": Value("string"),
-        "emotion": ClassLabel(names=list(emotion_names(dataset))),
-    }
-    if with_sentiment:
-        columns["sentiment"] = ClassLabel(names=list(MELD_SENTIMENTS))
-    if dataset == "meld":
-        columns["utterance_id"] = Value("int32")
-    columns.update(
-        {
-            "audio_path": Value("string"),
-            "video_path": Value("string"),
-            "start": Value("float32"),
-            "end": Value("float32"),
-            "has_audio": Value("bool"),
-            "has_video": Value("bool"),
-            "text_features": List(Value("float32")),
-            "audio_features": List(Value("float32")),
-            "video_features": List(Value("float32")),
-        }
+    return contract_features(
+        dataset,
+        with_sentiment=with_sentiment,
+        utterance_id="int32" if dataset == "meld" else None,
+        with_feature_vectors=True,
     )
-    return Features(columns)
 
 
 def _dialogue_item(item: Any, key: Any, what: str, source: str) -> Any:

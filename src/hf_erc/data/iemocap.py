@@ -45,7 +45,8 @@ from pathlib import Path
 
 import datasets
 
-from ..labels import IEMOCAP_CODES, IEMOCAP_EMOTIONS, IEMOCAP_EXCLUDED_CODES
+from ..labels import IEMOCAP_CODES, IEMOCAP_EXCLUDED_CODES
+from .contract import contract_features
 from .errors import DataFormatError, DataNotFoundError
 from .media import MediaDecodeError, probe_media
 
@@ -396,22 +397,7 @@ def split_dialogue_ids(dialogue_ids: list[str], validation_fraction: float, seed
 
 def iemocap_features() -> datasets.Features:
     """Columns of the IEMOCAP ``DatasetDict`` (the data contract plus ``utterance_id``, the release's turn id)."""
-    return datasets.Features(
-        {
-            "dialogue_id": datasets.Value("string"),
-            "turn": datasets.Value("int32"),
-            "utterance_id": datasets.Value("string"),
-            "speaker": datasets.Value("string"),
-            "text": datasets.Value("string"),
-            "emotion": datasets.ClassLabel(names=list(IEMOCAP_EMOTIONS)),
-            "audio_path": datasets.Value("string"),
-            "video_path": datasets.Value("string"),
-            "start": datasets.Value("float32"),
-            "end": datasets.Value("float32"),
-            "has_audio": datasets.Value("bool"),
-            "has_video": datasets.Value("bool"),
-        }
-    )
+    return contract_features("iemocap", utterance_id="string")
 
 
 @dataclass

@@ -38,6 +38,7 @@ from datasets.builder import Key
 
 from .. import __version__
 from ..labels import MELD_EMOTIONS, MELD_SENTIMENTS
+from .contract import contract_features
 from .errors import DataFormatError, DataNotFoundError
 from .media import MediaDecodeError, probe_media
 
@@ -62,23 +63,7 @@ _CLIP_NAME = re.compile(r"dia(\d+)_utt(\d+)\.mp4")
 # H:MM:SS,fff -- the fraction is decimal: the release has three digits except in three rows ("00:06:47,28").
 _TIME_STAMP = re.compile(r"(\d+):([0-5]\d):([0-5]\d),(\d{1,3})")
 
-MELD_FEATURES = datasets.Features(
-    {
-        "dialogue_id": datasets.Value("string"),
-        "turn": datasets.Value("int32"),
-        "utterance_id": datasets.Value("int32"),
-        "speaker": datasets.Value("string"),
-        "text": datasets.Value("string"),
-        "emotion": datasets.ClassLabel(names=list(MELD_EMOTIONS)),
-        "sentiment": datasets.ClassLabel(names=list(MELD_SENTIMENTS)),
-        "audio_path": datasets.Value("string"),
-        "video_path": datasets.Value("string"),
-        "start": datasets.Value("float32"),
-        "end": datasets.Value("float32"),
-        "has_audio": datasets.Value("bool"),
-        "has_video": datasets.Value("bool"),
-    }
-)
+MELD_FEATURES = contract_features("meld", utterance_id="int32")
 
 
 @dataclass

@@ -70,7 +70,7 @@ _REMOTE_CODE_SCRIPT = textwrap.dedent(
     tensors.update({f"modality_logits.{name}": value for name, value in (outputs.modality_logits or {}).items()})
     if outputs.loss is not None:
         tensors["loss"] = outputs.loss
-    save_file({name: value.contiguous() for name, value in tensors.items()}, outputs_path)
+    save_file({name: value.clone().contiguous() for name, value in tensors.items()}, outputs_path)
     print(type(config).__module__, type(model).__module__)
     """
 )

@@ -6,10 +6,37 @@ Importing this package registers each model's config and model class with `AutoC
 `AutoModel.from_pretrained(path, trust_remote_code=True)` works where `hf_erc` is not installed).
 """
 
-from transformers import AutoConfig, AutoModel
+from transformers import AutoConfig, AutoModel, AutoProcessor
 
 from .cmath import CMATHConfig, CMATHForEmotionRecognition, CMATHOutput, CMATHPreTrainedModel
+from .magtkd import (
+    MAGTKDAudioModel,
+    MAGTKDAudioModelConfig,
+    MAGTKDConfig,
+    MAGTKDForEmotionRecognition,
+    MAGTKDOutput,
+    MAGTKDPreTrainedModel,
+    MAGTKDTextModel,
+    MAGTKDTextModelConfig,
+    MAGTKDUnimodalOutput,
+    MAGTKDVideoModel,
+    MAGTKDVideoModelConfig,
+)
 from .sdt import SDTConfig, SDTForEmotionRecognition, SDTOutput, SDTPreTrainedModel
+from .telme import (
+    TelMEAudioStudent,
+    TelMEAudioStudentConfig,
+    TelMEConfig,
+    TelMEForEmotionRecognition,
+    TelMEOutput,
+    TelMEPreTrainedModel,
+    TelMEProcessor,
+    TelMETextTeacher,
+    TelMETextTeacherConfig,
+    TelMEUnimodalOutput,
+    TelMEVideoStudent,
+    TelMEVideoStudentConfig,
+)
 
 
 def _register(config_class, model_class):
@@ -21,6 +48,18 @@ def _register(config_class, model_class):
 
 
 _register(SDTConfig, SDTForEmotionRecognition)
+# TelME: the whole model and each stage checkpoint (teacher, students) load through AutoModel as their own class.
+_register(TelMEConfig, TelMEForEmotionRecognition)
+_register(TelMETextTeacherConfig, TelMETextTeacher)
+_register(TelMEAudioStudentConfig, TelMEAudioStudent)
+_register(TelMEVideoStudentConfig, TelMEVideoStudent)
+AutoProcessor.register(TelMEConfig, TelMEProcessor, exist_ok=True)
+TelMEProcessor.register_for_auto_class("AutoProcessor")
+# MAGTKD: the fusion (the final model) and each unimodal stage checkpoint load through AutoModel as their own class.
+_register(MAGTKDConfig, MAGTKDForEmotionRecognition)
+_register(MAGTKDTextModelConfig, MAGTKDTextModel)
+_register(MAGTKDAudioModelConfig, MAGTKDAudioModel)
+_register(MAGTKDVideoModelConfig, MAGTKDVideoModel)
 _register(CMATHConfig, CMATHForEmotionRecognition)
 
 
@@ -29,8 +68,31 @@ __all__ = [
     "CMATHForEmotionRecognition",
     "CMATHOutput",
     "CMATHPreTrainedModel",
+    "MAGTKDAudioModel",
+    "MAGTKDAudioModelConfig",
+    "MAGTKDConfig",
+    "MAGTKDForEmotionRecognition",
+    "MAGTKDOutput",
+    "MAGTKDPreTrainedModel",
+    "MAGTKDTextModel",
+    "MAGTKDTextModelConfig",
+    "MAGTKDUnimodalOutput",
+    "MAGTKDVideoModel",
+    "MAGTKDVideoModelConfig",
     "SDTConfig",
     "SDTForEmotionRecognition",
     "SDTOutput",
     "SDTPreTrainedModel",
+    "TelMEAudioStudent",
+    "TelMEAudioStudentConfig",
+    "TelMEConfig",
+    "TelMEForEmotionRecognition",
+    "TelMEOutput",
+    "TelMEPreTrainedModel",
+    "TelMEProcessor",
+    "TelMETextTeacher",
+    "TelMETextTeacherConfig",
+    "TelMEUnimodalOutput",
+    "TelMEVideoStudent",
+    "TelMEVideoStudentConfig",
 ]

@@ -93,7 +93,8 @@ def _sub_config(value, config_class, defaults=None):
     if value is not None:
         if not isinstance(value, dict):
             raise TypeError(f"Expected a dict or a {config_class.__name__}, got {type(value).__name__}.")
-        settings.update({key: item for key, item in value.items() if key not in ("model_type", "transformers_version")})
+        ignored = ("model_type", "transformers_version")
+        settings.update({key: item for key, item in value.items() if key not in ignored})
     return config_class(**settings)
 
 
@@ -141,9 +142,9 @@ class TelMEConfig(PretrainedConfig):
         num_speaker_tokens (`int`, *optional*, defaults to 9):
             Number of speaker marker tokens (`<s1>`..`<s9>`) added to the tokenizer.
         text_max_length (`int`, *optional*, defaults to 512):
-            Most tokens of one teacher input, the appended `<mask>` included (the reference keeps the last 511
-            tokens of the context and prompt). With virtual tokens the processor must keep
-            `text_max_length - text_num_virtual_tokens` tokens so the sequence fits the position embeddings.
+            Most positions of one teacher input, the appended `<mask>` and any virtual tokens included (the
+            reference keeps the last 511 tokens of the context and prompt): the processor keeps
+            `text_max_length - text_num_virtual_tokens` tokens.
         audio_sampling_rate (`int`, *optional*, defaults to 16000):
             Sampling rate the audio student expects (data2vec-audio is trained on 16 kHz speech; the reference
             declares 16 kHz to the feature extractor but loads audio with librosa's default 22.05 kHz).
@@ -217,6 +218,14 @@ class TelMEConfig(PretrainedConfig):
         super().__init__(**kwargs)
         self._validate()
 
+    def to_dict(self):
+        output = super().to_dict()
+        # One model, one dtype: `from_pretrained` sets the sub-configs' dtype to the model's, so record it that way.
+        if output.get("dtype") is not None:
+            for name in self.sub_configs:
+                output[name]["dtype"] = output["dtype"]
+        return output
+
     def _validate(self):
         if self.fusion_hidden_size != self.projection_size:
             raise ValueError(
@@ -235,12 +244,15 @@ class TelMEConfig(PretrainedConfig):
             )
         if self.text_num_virtual_tokens < 0:
             raise ValueError(f"TelMEConfig.text_num_virtual_tokens must be >= 0, got {self.text_num_virtual_tokens}.")
-        longest = self.max_text_positions
-        if self.text_max_length + self.text_num_virtual_tokens > longest:
+        if self.text_max_length > self.max_text_positions:
             raise ValueError(
-                f"TelMEConfig.text_max_length ({self.text_max_length}) + text_num_virtual_tokens "
-                f"({self.text_num_virtual_tokens}) exceeds the {longest} positions of the text encoder: lower "
-                "text_max_length."
+                f"TelMEConfig.text_max_length ({self.text_max_length}) exceeds the {self.max_text_positions} "
+                "positions of the text encoder: lower it."
+            )
+        if self.text_num_virtual_tokens >= self.text_max_length:
+            raise ValueError(
+                f"TelMEConfig.text_num_virtual_tokens ({self.text_num_virtual_tokens}) leaves no room for text in "
+                f"text_max_length ({self.text_max_length}) positions."
             )
         if self.max_clip_seconds is not None and self.max_clip_seconds <= 0:
             raise ValueError(f"TelMEConfig.max_clip_seconds must be positive or None, got {self.max_clip_seconds}.")

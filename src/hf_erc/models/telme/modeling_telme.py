@@ -60,6 +60,7 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .configuration_telme import (
+    TELME_NUM_SPEAKER_TOKENS,
     TelMEAudioStudentConfig,
     TelMEConfig,
     TelMETextTeacherConfig,
@@ -165,9 +166,26 @@ class TelMEPreTrainedModel(PreTrainedModel):
         elif isinstance(module, TelMETextTeacher) and module.virtual_token_embeddings is not None:
             init.normal_(module.virtual_token_embeddings, mean=0.0, std=self.config.text_config.initializer_range)
 
+    @classmethod
+    def from_encoder_pretrained(cls, name_or_path, dataset="meld", **config_overrides):
+        r"""
+        A stage model (teacher or student) whose encoder starts from a pretrained checkpoint (e.g. `"roberta-large"`
+        for [`TelMETextTeacher`]), with [`TelMEConfig.for_dataset`]`(dataset, **config_overrides)` for the rest; the
+        head is freshly initialised. See [`TelMEForEmotionRecognition.from_encoders_pretrained`].
+        """
+        modality = getattr(cls, "modality", None)
+        if modality is None:
+            raise TypeError(f"{cls.__name__} has no single encoder: use from_encoders_pretrained.")
+        encoder = _load_pretrained_encoder(modality, name_or_path, config_overrides)
+        config = cls.config_class.for_dataset(dataset, **{f"{modality}_config": encoder.config}, **config_overrides)
+        model = cls(config)
+        model.encoder.load_state_dict(encoder.state_dict())
+        return model
+
     @staticmethod
     def _stage_config(config, config_class):
-        if not isinstance(config, TelMEConfig):
+        # Duck-typed: with remote code the configuration module may be loaded twice, as two distinct classes.
+        if not hasattr(config, "stage_config"):
             raise TypeError(f"{config_class.__name__} models need a TelMEConfig, got {type(config).__name__}.")
         return config.stage_config(config_class)
 
@@ -181,6 +199,7 @@ class TelMETextTeacher(TelMEPreTrainedModel):
     """
 
     config_class = TelMETextTeacherConfig
+    modality = "text"
 
     def __init__(self, config: TelMEConfig):
         config = self._stage_config(config, TelMETextTeacherConfig)
@@ -270,6 +289,7 @@ class TelMEAudioStudent(TelMEPreTrainedModel):
     """
 
     config_class = TelMEAudioStudentConfig
+    modality = "audio"
     main_input_name = "input_values"
 
     def __init__(self, config: TelMEConfig):
@@ -307,6 +327,7 @@ class TelMEVideoStudent(TelMEPreTrainedModel):
     """
 
     config_class = TelMEVideoStudentConfig
+    modality = "video"
     main_input_name = "pixel_values"
 
     def __init__(self, config: TelMEConfig):
@@ -627,12 +648,8 @@ class TelMEForEmotionRecognition(TelMEPreTrainedModel):
         matrix grows by `num_speaker_tokens` rows: the speaker tokens get the ids right after the pretrained
         vocabulary, as when they are added to the tokenizer. Heads and the fusion are freshly initialised.
         """
-        num_speaker_tokens = config_overrides.get("num_speaker_tokens", TelMEConfig().num_speaker_tokens)
-        encoders = {
-            "text": _pretrained_text_encoder(text, num_speaker_tokens),
-            "audio": Data2VecAudioModel.from_pretrained(audio),
-            "video": TimesformerModel.from_pretrained(video),
-        }
+        paths = {"text": text, "audio": audio, "video": video}
+        encoders = {m: _load_pretrained_encoder(m, path, config_overrides) for m, path in paths.items()}
         config = TelMEConfig.for_dataset(
             dataset, **{f"{m}_config": encoder.config for m, encoder in encoders.items()}, **config_overrides
         )
@@ -646,9 +663,10 @@ class TelMEForEmotionRecognition(TelMEPreTrainedModel):
         r"""
         Assemble TelME from trained stage checkpoints: a [`TelMETextTeacher`], a [`TelMEAudioStudent`] and a
         [`TelMEVideoStudent`] folder (or Hub id), and optionally the fusion weights of a
-        [`TelMEForEmotionRecognition`] checkpoint (e.g. a fusion-stage run); without it the fusion is freshly
-        initialised (the start of the fusion stage). `config_overrides` replace fields of the teacher's
-        configuration (e.g. `fusion_beta_shift`). All checkpoints must share the label set.
+        [`TelMEForEmotionRecognition`] checkpoint (e.g. a fusion-stage run), with its `fusion_*` settings; without
+        it the fusion is freshly initialised (the start of the fusion stage). The other settings come from the
+        teacher's configuration; `config_overrides` replace any field (e.g. `fusion_beta_shift`). All checkpoints
+        must share the label set.
         """
         stages = {
             "text": TelMETextTeacher.from_pretrained(teacher),
@@ -660,8 +678,8 @@ class TelMEForEmotionRecognition(TelMEPreTrainedModel):
         for modality in ("audio", "video"):
             if stages[modality].config.id2label != labels:
                 raise ValueError(
-                    f"{sources[modality]} predicts {stages[modality].config.id2label} but the teacher {teacher} predicts "
-                    f"{labels}: stage checkpoints must be trained on the same label set."
+                    f"{sources[modality]} predicts {stages[modality].config.id2label} but the teacher {teacher} "
+                    f"predicts {labels}: stage checkpoints must be trained on the same label set."
                 )
         fields = stages["text"].config.to_dict()
         for name in ("model_type", "transformers_version", "architectures", "auto_map", "_name_or_path"):
@@ -669,18 +687,37 @@ class TelMEForEmotionRecognition(TelMEPreTrainedModel):
         fields["text_config"] = stages["text"].config.text_config
         fields["audio_config"] = stages["audio"].config.audio_config
         fields["video_config"] = stages["video"].config.video_config
+        fused = None
+        if fusion is not None:
+            fused = cls.from_pretrained(fusion)
+            fields.update({name: getattr(fused.config, name) for name in _FUSION_FIELDS})
         fields.update(config_overrides)
         model = cls(TelMEConfig(**fields))
         for modality, stage in stages.items():
             model.unimodal_models()[modality].load_state_dict(stage.state_dict())
-        if fusion is not None:
-            fused = cls.from_pretrained(fusion)
+        if fused is not None:
             model.fusion.load_state_dict(fused.fusion.state_dict())
         return model
 
 
-def _pretrained_text_encoder(name_or_path, num_speaker_tokens):
+# Settings that belong to the fusion stage: taken from the fusion checkpoint when one is given.
+_FUSION_FIELDS = (
+    "fusion_hidden_size",
+    "fusion_num_heads",
+    "fusion_beta_shift",
+    "fusion_dropout",
+    "fusion_attention_scope",
+)
+
+
+def _load_pretrained_encoder(modality, name_or_path, config_overrides):
+    """A pretrained encoder without its task head; RoBERTa loses its pooler and gains the speaker-token rows."""
+    if modality == "audio":
+        return Data2VecAudioModel.from_pretrained(name_or_path)
+    if modality == "video":
+        return TimesformerModel.from_pretrained(name_or_path)
     encoder = RobertaModel.from_pretrained(name_or_path, add_pooling_layer=False)
+    num_speaker_tokens = config_overrides.get("num_speaker_tokens", TELME_NUM_SPEAKER_TOKENS)
     encoder.resize_token_embeddings(encoder.config.vocab_size + num_speaker_tokens)
     return encoder
 

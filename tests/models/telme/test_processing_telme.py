@@ -1,0 +1,240 @@
+"""TelMEProcessor: the reference's preprocessing, agreement with UtteranceCollator, loading without hf_erc."""
+
+import inspect
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from datasets import Dataset
+from safetensors.torch import load_file
+from transformers import AutoProcessor, PreTrainedTokenizerFast, Wav2Vec2FeatureExtractor
+from transformers.models.videomae.image_processing_pil_videomae import VideoMAEImageProcessorPil
+
+import hf_erc.models  # noqa: F401  (registers the Auto classes)
+from hf_erc.data import collators
+from hf_erc.data.collators import TELME_SPEAKER_TOKENS, UtteranceCollator
+from hf_erc.data.dialogues import add_dialogue_context
+from hf_erc.models import (
+    TelMEForEmotionRecognition,
+    TelMEProcessor,
+)
+from hf_erc.models.telme import processing_telme
+from hf_erc.models.telme.processing_telme import sample_frame_indices
+
+from .test_modeling_telme import FRAME_SIZE, NUM_FRAMES, tiny_config
+
+
+WORDS = "Now feels hi there hello how are you pizza again no yes smelly cat".split()
+SPEAKERS = ["Joey", "Ross", "Joey", "Rachel", "Ross"]
+TEXTS = ["hi there", "hello", "how are you", "pizza again", "no yes smelly cat"]
+
+
+def tiny_tokenizer():
+    """A word-level stand-in for the RoBERTa tokenizer, without the speaker tokens (the processor adds them)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    vocab = {word: index for index, word in enumerate(["<s>", "<pad>", "</s>", "<unk>", "<mask>", *WORDS])}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token="<s>",
+        eos_token="</s>",
+        sep_token="</s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        mask_token="<mask>",
+    )
+
+
+def tiny_processor(**kwargs):
+    feature_extractor = Wav2Vec2FeatureExtractor(sampling_rate=16000, do_normalize=True, return_attention_mask=True)
+    # VideoMAE's settings (the reference's image processor), at the tiny model's frame size.
+    image_processor = VideoMAEImageProcessorPil(
+        size={"shortest_edge": FRAME_SIZE},
+        crop_size={"height": FRAME_SIZE, "width": FRAME_SIZE},
+        image_mean=[0.485, 0.456, 0.406],
+        image_std=[0.229, 0.224, 0.225],
+    )
+    settings = {"max_length": 24, "num_frames": NUM_FRAMES}
+    settings.update(kwargs)
+    return TelMEProcessor(tiny_tokenizer(), feature_extractor, image_processor, **settings)
+
+
+def conversation_media(seed=0):
+    """Waveforms (one missing) and RGB frames (one missing) for the five utterances of the conversation."""
+    rng = np.random.default_rng(seed)
+    audio = [rng.normal(size=800) * 3 + 1, rng.normal(size=500), None, rng.normal(size=640), rng.normal(size=700)]
+    videos = [rng.integers(0, 256, (frames, 40, 48, 3), dtype=np.uint8) for frames in (5, 2, 9, 4, 3)]
+    videos[1] = None
+    return audio, videos
+
+
+def test_text_matches_utterance_collator():
+    processor = tiny_processor()
+    utterances = Dataset.from_dict(
+        {"dialogue_id": ["d0"] * 5, "turn": list(range(5)), "speaker": SPEAKERS, "text": TEXTS}
+    )
+    rows = list(add_dialogue_context(utterances))
+    expected = UtteranceCollator(processor.tokenizer, max_length=processor.max_length, label_column=None)(rows)
+    batch = processor(speakers=SPEAKERS, texts=TEXTS)
+    for name in ("input_ids", "attention_mask", "prompt_positions"):
+        assert torch.equal(batch[name], expected[name]), name
+    expected_prompt = "<s1> hi there <s2> hello <s1> how are you <s3> pizza again </s> Now <s3> feels"
+    assert processor.build_prompts(SPEAKERS, TEXTS)[3] == expected_prompt
+    # Left truncation keeps the prompt: the same as the collator at a small budget.
+    short = tiny_processor(max_length=8)
+    truncated = UtteranceCollator(short.tokenizer, max_length=8, label_column=None)(rows)
+    assert torch.equal(short(speakers=SPEAKERS, texts=TEXTS)["input_ids"], truncated["input_ids"])
+    # The speaker tokens were added as special tokens, after the vocabulary, in order.
+    ids = processor.tokenizer.convert_tokens_to_ids(list(TELME_SPEAKER_TOKENS))
+    assert ids == list(range(5 + len(WORDS), 5 + len(WORDS) + 9))
+
+
+def test_copies_of_collator_code_are_identical():
+    """`# Copied from hf_erc.data.collators.<name>` marks code that must stay the same as the original."""
+    source = inspect.getsource(processing_telme)
+    marker = "# Copied from hf_erc.data.collators."
+    copied = [line.split(marker)[1].strip() for line in source.splitlines() if marker in line]
+    assert copied == ["_round_up"]
+    for name in copied:
+        assert inspect.getsource(getattr(processing_telme, name)) == inspect.getsource(getattr(collators, name))
+
+
+def test_sample_frame_indices_follow_the_reference():
+    assert sample_frame_indices(20, 8) == [1, 3, 5, 7, 9, 11, 13, 15]
+    assert sample_frame_indices(8, 8) == list(range(8))
+    assert sample_frame_indices(17, 8) == [1, 3, 5, 7, 9, 11, 13, 15]
+    assert sample_frame_indices(5, 8) == [0, 1, 2, 3, 4, 4, 4, 4]
+
+
+def test_audio_and_video_inputs():
+    processor = tiny_processor(max_audio_seconds=600 / 16000)
+    audio, videos = conversation_media()
+    batch = processor(speakers=SPEAKERS, texts=TEXTS, audio=audio, videos=videos, sampling_rate=16000)
+    assert batch["modality_mask"].tolist() == [
+        [True, True, True], [True, True, False], [True, False, True], [True, True, True], [True, True, True]
+    ]  # fmt: skip
+    # Normalised over the whole clip, then the last 600 samples kept, right-padded.
+    assert batch["input_values"].shape == (5, 600)
+    assert batch["audio_attention_mask"].sum(1).tolist() == [600, 500, 0, 600, 600]
+    normalised = (audio[0] - audio[0].mean()) / np.sqrt(audio[0].var() + 1e-7)
+    np.testing.assert_allclose(batch["input_values"][0].numpy(), normalised[-600:], atol=1e-4)
+    assert (batch["input_values"][1, 500:] == 0).all() and (batch["input_values"][2] == 0).all()
+
+    assert batch["pixel_values"].shape == (5, NUM_FRAMES, 3, FRAME_SIZE, FRAME_SIZE)
+    assert (batch["pixel_values"][1] == 0).all()
+    frames = [videos[2][index] for index in sample_frame_indices(9, NUM_FRAMES)]
+    alone = processor.image_processor([frames], return_tensors="pt")["pixel_values"][0]
+    torch.testing.assert_close(batch["pixel_values"][2], alone)
+    # The released checkpoints were trained on OpenCV's BGR frames.
+    bgr = tiny_processor(video_channel_order="bgr")(speakers=SPEAKERS, texts=TEXTS, videos=videos)
+    flipped = processor.image_processor([[frame[..., ::-1].copy() for frame in frames]], return_tensors="pt")
+    torch.testing.assert_close(bgr["pixel_values"][2], flipped["pixel_values"][0])
+    assert "input_values" not in bgr and bgr["modality_mask"][:, 1].sum() == 0
+
+
+def test_long_clips_and_bad_inputs():
+    processor = tiny_processor(max_clip_seconds=700 / 16000)
+    audio, videos = conversation_media()
+    batch = processor(speakers=SPEAKERS, texts=TEXTS, audio=audio, videos=videos, sampling_rate=16000)
+    # Utterance 0 (800 samples) is longer than the limit: neither its audio nor its video is used.
+    assert batch["modality_mask"][0].tolist() == [True, False, False]
+    assert batch["modality_mask"][4].tolist() == [True, True, True]
+    with pytest.raises(ValueError, match="expects 16000 Hz"):
+        processor(speakers=SPEAKERS, texts=TEXTS, audio=audio, sampling_rate=8000)
+    with pytest.raises(ValueError, match="Pass sampling_rate"):
+        processor(speakers=SPEAKERS, texts=TEXTS, audio=audio)
+    with pytest.raises(ValueError, match="one \\(or None\\) each"):
+        processor(speakers=SPEAKERS, texts=TEXTS, videos=videos[:2])
+    with pytest.raises(ValueError, match="5 speakers for 4 texts"):
+        processor(speakers=SPEAKERS, texts=TEXTS[:4])
+
+
+# Runs where `hf_erc` cannot be imported: the checkpoint's own processor and model, and the stage checkpoints.
+_WITHOUT_HF_ERC = textwrap.dedent(
+    """
+    import json, sys
+    sys.modules["hf_erc"] = None
+    import numpy as np, torch
+    from safetensors.torch import save_file
+    from transformers import AutoModel, AutoProcessor
+
+    folder, media_path, output_path = sys.argv[1:4]
+    media = np.load(media_path, allow_pickle=False)
+    audio = [media[f"audio_{index}"] if f"audio_{index}" in media else None for index in range(5)]
+    videos = [media[f"video_{index}"] if f"video_{index}" in media else None for index in range(5)]
+    conversation = json.loads(str(media["conversation"]))
+    processor = AutoProcessor.from_pretrained(f"{folder}/telme", trust_remote_code=True)
+    model = AutoModel.from_pretrained(f"{folder}/telme", trust_remote_code=True).eval()
+    inputs = processor(**conversation, audio=audio, videos=videos, sampling_rate=16000)
+    outputs = {"input_ids": inputs["input_ids"], "pixel_values": inputs["pixel_values"]}
+    stage_inputs = {
+        "teacher": {"input_ids": inputs["input_ids"], "attention_mask": inputs["attention_mask"]},
+        "audio": {"input_values": inputs["input_values"], "attention_mask": inputs["audio_attention_mask"]},
+        "video": {"pixel_values": inputs["pixel_values"]},
+    }
+    with torch.no_grad():
+        outputs["logits"] = model(**inputs).logits
+        for name in ("teacher", "audio", "video"):
+            stage = AutoModel.from_pretrained(f"{folder}/{name}", trust_remote_code=True).eval()
+            print(name, type(stage).__name__, type(stage).__module__)
+            outputs[f"{name}_logits"] = stage(**stage_inputs[name]).logits
+    print(type(processor).__module__, type(model).__module__)
+    save_file({k: v.contiguous() for k, v in outputs.items()}, output_path)
+    """
+)
+
+
+def test_checkpoint_without_hf_erc(tmp_path):
+    processor = tiny_processor()
+    config = tiny_config()
+    torch.manual_seed(0)
+    model = TelMEForEmotionRecognition(config).eval()
+    model.save_pretrained(tmp_path / "telme")
+    processor.save_pretrained(tmp_path / "telme")
+    files = sorted(path.name for path in (tmp_path / "telme").iterdir())
+    assert {"configuration_telme.py", "modeling_telme.py", "processing_telme.py"} <= set(files), files
+    stages = {"teacher": model.text_teacher, "audio": model.audio_student, "video": model.video_student}
+    for name, stage in stages.items():
+        stage.save_pretrained(tmp_path / name)
+        assert json.loads((tmp_path / name / "config.json").read_text())["auto_map"]["AutoModel"].endswith(
+            type(stage).__name__
+        )
+
+    audio, videos = conversation_media()
+    media = {f"audio_{i}": a for i, a in enumerate(audio) if a is not None}
+    media.update({f"video_{i}": v for i, v in enumerate(videos) if v is not None})
+    np.savez(tmp_path / "media.npz", conversation=json.dumps({"speakers": SPEAKERS, "texts": TEXTS}), **media)
+    environment = dict(os.environ, HF_MODULES_CACHE=str(tmp_path / "modules"), HF_HUB_OFFLINE="1")
+    result = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_HF_ERC, str(tmp_path), str(tmp_path / "media.npz"), str(tmp_path / "out.st")],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "hf_erc" not in result.stdout and "transformers_modules" in result.stdout, result.stdout
+    for name, stage in stages.items():
+        assert f"{name} {type(stage).__name__} transformers_modules" in result.stdout, result.stdout
+
+    remote = load_file(tmp_path / "out.st")
+    inputs = processor(speakers=SPEAKERS, texts=TEXTS, audio=audio, videos=videos, sampling_rate=16000)
+    torch.testing.assert_close(remote["input_ids"], inputs["input_ids"])
+    torch.testing.assert_close(remote["pixel_values"], inputs["pixel_values"])
+    with torch.no_grad():
+        outputs = model(**inputs)
+    torch.testing.assert_close(remote["logits"], outputs.logits)
+    for name, modality in (("teacher", "text"), ("audio", "audio"), ("video", "video")):
+        present = inputs["modality_mask"][:, ("text", "audio", "video").index(modality)]
+        torch.testing.assert_close(remote[f"{name}_logits"][present], outputs.modality_logits[modality][present])
+
+    reloaded = AutoProcessor.from_pretrained(tmp_path / "telme", trust_remote_code=True)
+    assert (reloaded.max_length, reloaded.num_frames, reloaded.video_channel_order) == (24, NUM_FRAMES, "rgb")

@@ -18,7 +18,6 @@ from transformers import AutoModel
 
 from hf_erc.models import MAGTKDForEmotionRecognition
 
-
 SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "convert_magtkd_original_checkpoint.py"
 HIDDEN = 16
 HEADS = 2
@@ -123,7 +122,10 @@ class ReferenceFusion(nn.Module):
                 outputs.append(gate_of(name)(encoded))
             return getattr(self, f"features_reduce_{target}")(torch.cat(outputs, -1))
 
-        own = (lambda name: getattr(self, name), lambda name: getattr(self, f"{name}_gate"))
+        own = (
+            lambda name: getattr(self, name),
+            lambda name: getattr(self, f"{name}_gate"),
+        )
         enhanced_audio = branch("a", [("a_a", audio), ("t_a", text), ("v_a", video)], *own)
         enhanced_video = branch("v", [("v_v", video), ("t_v", text), ("a_v", audio)], *own)
         fused = branch("t", [("t_t", text), ("a_t", enhanced_audio), ("v_t", enhanced_video)],
@@ -139,7 +141,11 @@ def test_converted_reference_gives_the_same_predictions(convert, tmp_path, datas
     torch.save(reference.state_dict(), checkpoint)
 
     model = convert.convert_checkpoint(checkpoint, dataset, tmp_path / "converted", num_attention_heads=HEADS)
-    assert (model.config.hidden_size, model.config.num_speakers, model.config.num_labels) == (HIDDEN, num_speakers, num_labels)
+    assert (
+        model.config.hidden_size,
+        model.config.num_speakers,
+        model.config.num_labels,
+    ) == (HIDDEN, num_speakers, num_labels)
     assert model.config.dataset_name == dataset
     converted = AutoModel.from_pretrained(tmp_path / "converted").eval()
     assert type(converted) is MAGTKDForEmotionRecognition
@@ -148,15 +154,21 @@ def test_converted_reference_gives_the_same_predictions(convert, tmp_path, datas
     umask = torch.tensor([[1] * length + [0] * (5 - length) for length in lengths])
     features = {m: torch.randn(2, 5, HIDDEN) for m in ("text", "audio", "video")}
     # Speaker 2 (Joey on MELD) shares the reference's padding row: its predictions must survive the conversion.
-    speakers = torch.tensor([[0, 1, 2, 1, 0], [2, min(num_speakers - 1, 3), 0, 0, 0]])
+    speakers = torch.tensor([[0, 1, 2, 1, 0], [2, 3, 0, 0, 0]]) % num_speakers
     with torch.no_grad():
         expected = reference(features["text"], features["audio"], features["video"], umask, speakers)
         outputs = converted(
-            **{f"{m}_features": value for m, value in features.items()}, attention_mask=umask, speaker_ids=speakers
+            **{f"{m}_features": value for m, value in features.items()},
+            attention_mask=umask,
+            speaker_ids=speakers,
         )
     permutation = convert.label_permutation(dataset)
     real = umask.bool()
-    actual = (outputs.logits, outputs.modality_logits["audio"], outputs.modality_logits["video"])
+    actual = (
+        outputs.logits,
+        outputs.modality_logits["audio"],
+        outputs.modality_logits["video"],
+    )
     for mine, theirs in zip(actual, expected):
         torch.testing.assert_close(mine[real], theirs[..., permutation][real], atol=1e-5, rtol=1e-4)
     assert [converted.config.id2label[i] for i in range(num_labels)] == [

@@ -9,8 +9,15 @@ import re
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import AutoModel, Data2VecAudioConfig, Data2VecAudioModel, RobertaConfig, RobertaModel
-from transformers import TimesformerConfig, TimesformerModel
+from transformers import (
+    AutoModel,
+    Data2VecAudioConfig,
+    Data2VecAudioModel,
+    RobertaConfig,
+    RobertaModel,
+    TimesformerConfig,
+    TimesformerModel,
+)
 
 import hf_erc.models
 from hf_erc import labels as hf_erc_labels
@@ -25,7 +32,6 @@ from hf_erc.models.magtkd import configuration_magtkd, modeling_magtkd
 from hf_erc.models.magtkd.configuration_magtkd import MAGTKD_MODALITIES, MELD_SPEAKERS
 
 from ..test_modeling_common import ModelTesterMixin
-
 
 HIDDEN = 16
 NUM_LABELS = 4
@@ -78,7 +84,12 @@ def dialogue_batch(config, lengths, num_turns, seed=0, missing=(), unlabelled=()
     for dialogue, turn in unlabelled:
         labels[dialogue, turn] = -100
     speaker_ids = torch.randint(0, config.num_speakers, (batch_size, num_turns), generator=generator) * attention_mask
-    inputs.update(attention_mask=attention_mask, speaker_ids=speaker_ids, modality_mask=modality_mask, labels=labels)
+    inputs.update(
+        attention_mask=attention_mask,
+        speaker_ids=speaker_ids,
+        modality_mask=modality_mask,
+        labels=labels,
+    )
     return inputs
 
 
@@ -90,9 +101,20 @@ class TestMAGTKDModel(ModelTesterMixin):
 
     def prepare_inputs(self, config, batch_size=3, seed=0):
         lengths = [6, 4, 2, 5, 3][:batch_size]
-        missing = [(0, 1, "audio"), (1, 0, "video"), (min(2, batch_size - 1), 1, "audio")]
+        missing = [
+            (0, 1, "audio"),
+            (1, 0, "video"),
+            (min(2, batch_size - 1), 1, "audio"),
+        ]
         missing = [entry for entry in missing if entry[2] in config.modalities]
-        return dialogue_batch(config, lengths, num_turns=6, seed=seed, missing=missing, unlabelled=[(0, 2)])
+        return dialogue_batch(
+            config,
+            lengths,
+            num_turns=6,
+            seed=seed,
+            missing=missing,
+            unlabelled=[(0, 2)],
+        )
 
     def prepare_edge_case_inputs(self, config):
         # Dialogue 0 has no audio at all, dialogue 1 is a single utterance, dialogue 2 lacks video in turn 0.
@@ -112,7 +134,14 @@ class TestMAGTKDModel(ModelTesterMixin):
         )
         model = self.build_model(config).eval()
         # Turn (0, 1) lacks audio; turn (0, 2) is real but unlabelled.
-        inputs = dialogue_batch(config, [4, 2], num_turns=4, seed=5, missing=[(0, 1, "audio")], unlabelled=[(0, 2)])
+        inputs = dialogue_batch(
+            config,
+            [4, 2],
+            num_turns=4,
+            seed=5,
+            missing=[(0, 1, "audio")],
+            unlabelled=[(0, 2)],
+        )
         with torch.no_grad():
             outputs = model(**inputs)
 
@@ -136,14 +165,20 @@ class TestMAGTKDModel(ModelTesterMixin):
             return temperature**2 * (one_minus_pearson(student, teacher) + one_minus_pearson(student.t(), teacher.t()))
 
         def feature_kd(student, teacher, temperature):
-            student, teacher = F.normalize(student, dim=-1), F.normalize(teacher, dim=-1)
+            student, teacher = (
+                F.normalize(student, dim=-1),
+                F.normalize(teacher, dim=-1),
+            )
             target = (teacher @ teacher.t() / temperature).softmax(-1)
             predicted = (teacher @ student.t() / temperature).log_softmax(-1)
             return (target * (target.log() - predicted)).sum(-1).mean()
 
         expected = {"fused_ce": cross_entropy(outputs.logits, real)}
         loss = 0.7 * expected["fused_ce"]
-        for modality, rows, weight in (("audio", audio_rows, 0.3), ("video", real, 1.5)):
+        for modality, rows, weight in (
+            ("audio", audio_rows, 0.3),
+            ("video", real, 1.5),
+        ):
             logits = outputs.modality_logits[modality]
             hidden = outputs.modality_hidden_states[modality]
             expected[f"{modality}_ce"] = cross_entropy(logits, rows)
@@ -199,7 +234,9 @@ class TestMAGTKDModel(ModelTesterMixin):
         corrupted = dict(inputs)
         for modality in ("audio", "video"):
             absent = ~inputs["modality_mask"][..., MAGTKD_MODALITIES.index(modality)]
-            corrupted[f"{modality}_features"] = inputs[f"{modality}_features"].masked_fill(absent.unsqueeze(-1), float("nan"))
+            corrupted[f"{modality}_features"] = inputs[f"{modality}_features"].masked_fill(
+                absent.unsqueeze(-1), float("nan")
+            )
         with torch.no_grad():
             self.assert_outputs_close(model(**inputs), model(**corrupted))
 
@@ -218,7 +255,10 @@ class TestMAGTKDModel(ModelTesterMixin):
         model = self.build_model(self.get_config()).eval()
         assert torch.all(model.speaker_embeddings.weight[NUM_SPEAKERS] == 0)
         inputs = self.prepare_inputs(model.config)
-        other = dict(inputs, speaker_ids=inputs["speaker_ids"].masked_fill(~inputs["attention_mask"].bool(), 99))
+        other = dict(
+            inputs,
+            speaker_ids=inputs["speaker_ids"].masked_fill(~inputs["attention_mask"].bool(), 99),
+        )
         with torch.no_grad():
             self.assert_outputs_close(model(**inputs), model(**other))
 
@@ -245,17 +285,42 @@ def test_dataset_presets_match_the_reference():
     iemocap = MAGTKDConfig.for_dataset("iemocap")
     for config in (meld, iemocap):
         assert config.modalities == ["text", "audio", "video"]
-        assert (config.hidden_size, config.num_attention_heads, config.num_hidden_layers) == (768, 8, 1)
-        assert (config.intermediate_size, config.dropout, config.layer_norm_eps) == (768, 0.5, 1e-6)
-        assert (config.distillation_temperature, config.feature_distillation_temperature) == (2.0, 1.0)
-        assert (config.fused_loss_weight, config.logit_distillation_weight) == (1.0, 1.0)
+        assert (
+            config.hidden_size,
+            config.num_attention_heads,
+            config.num_hidden_layers,
+        ) == (768, 8, 1)
+        assert (config.intermediate_size, config.dropout, config.layer_norm_eps) == (
+            768,
+            0.5,
+            1e-6,
+        )
+        assert (
+            config.distillation_temperature,
+            config.feature_distillation_temperature,
+        ) == (2.0, 1.0)
+        assert (config.fused_loss_weight, config.logit_distillation_weight) == (
+            1.0,
+            1.0,
+        )
         assert config.share_anchor_encoder is True
         assert config.projection_size == 768 and config.audio_config.mask_time_length == 3
-        assert (config.text_config.hidden_size, config.text_config.vocab_size) == (1024, 50265 + 9)
+        assert (config.text_config.hidden_size, config.text_config.vocab_size) == (
+            1024,
+            50265 + 9,
+        )
     assert (meld.num_speakers, len(meld.speaker_vocab)) == (304, 304)
-    assert (meld.audio_loss_weight, meld.video_loss_weight, meld.feature_distillation_weight) == (0.01, 0.08, 0.0)
+    assert (
+        meld.audio_loss_weight,
+        meld.video_loss_weight,
+        meld.feature_distillation_weight,
+    ) == (0.01, 0.08, 0.0)
     assert (iemocap.num_speakers, iemocap.speaker_vocab) == (2, None)
-    assert (iemocap.audio_loss_weight, iemocap.video_loss_weight, iemocap.feature_distillation_weight) == (0.7, 0.8, 1.0)
+    assert (
+        iemocap.audio_loss_weight,
+        iemocap.video_loss_weight,
+        iemocap.feature_distillation_weight,
+    ) == (0.7, 0.8, 1.0)
 
     assert tuple(meld.id2label.values()) == hf_erc_labels.MELD_EMOTIONS
     assert meld.label2id == hf_erc_labels.label2id("meld")
@@ -295,7 +360,11 @@ def test_meld_speaker_vocabulary_is_first_appearance_over_the_official_splits(me
     assert tuple(order) == MELD_SPEAKERS
     config = MAGTKDConfig.for_dataset("meld")
     assert config.speaker_vocab == {name: index for index, name in enumerate(order)}
-    assert (config.speaker_vocab["Chandler"], config.speaker_vocab["Joey"], config.speaker_vocab["Ross"]) == (0, 2, 6)
+    assert (
+        config.speaker_vocab["Chandler"],
+        config.speaker_vocab["Joey"],
+        config.speaker_vocab["Ross"],
+    ) == (0, 2, 6)
     config.save_pretrained(tmp_path)
     assert MAGTKDConfig.from_pretrained(tmp_path).speaker_vocab == config.speaker_vocab
     with pytest.raises(ValueError, match="speaker_vocab"):
@@ -304,13 +373,29 @@ def test_meld_speaker_vocabulary_is_first_appearance_over_the_official_splits(me
 
 # --- the unimodal stage models -------------------------------------------------------------------------
 TINY_TEXT = {
-    "vocab_size": 40, "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 37,
-    "max_position_embeddings": 40, "type_vocab_size": 1, "pad_token_id": 1,
+    "vocab_size": 40,
+    "hidden_size": 32,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "intermediate_size": 37,
+    "max_position_embeddings": 40,
+    "type_vocab_size": 1,
+    "pad_token_id": 1,
 }
 TINY_AUDIO = {
-    "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 37, "conv_dim": [16, 16],
-    "conv_kernel": [10, 3], "conv_stride": [5, 2], "num_feat_extract_layers": 2, "conv_pos_kernel_size": 3,
-    "num_conv_pos_embeddings": 3, "num_conv_pos_embedding_groups": 2, "mask_time_prob": 0.0, "layerdrop": 0.0,
+    "hidden_size": 32,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "intermediate_size": 37,
+    "conv_dim": [16, 16],
+    "conv_kernel": [10, 3],
+    "conv_stride": [5, 2],
+    "num_feat_extract_layers": 2,
+    "conv_pos_kernel_size": 3,
+    "num_conv_pos_embeddings": 3,
+    "num_conv_pos_embedding_groups": 2,
+    "mask_time_prob": 0.0,
+    "layerdrop": 0.0,
 }
 TINY_VIDEO = {
     "image_size": 32, "patch_size": 16, "num_frames": 2, "hidden_size": 32, "num_hidden_layers": 1,
@@ -334,7 +419,8 @@ def test_unimodal_models_from_tiny_pretrained_encoders(tmp_path):
     assert models["audio"].config.audio_config.mask_time_length == 3
     pretrained_text = RobertaModel.from_pretrained(tmp_path / "text", add_pooling_layer=False)
     torch.testing.assert_close(
-        models["text"].encoder.embeddings.word_embeddings.weight[:40], pretrained_text.embeddings.word_embeddings.weight
+        models["text"].encoder.embeddings.word_embeddings.weight[:40],
+        pretrained_text.embeddings.word_embeddings.weight,
     )
 
     labels = torch.tensor([0, 5])
@@ -370,7 +456,10 @@ def test_registration_survives_reimport():
 
 
 # --- copies of TelME's and SDT's code ------------------------------------------------------------------
-_COPIED_FROM = re.compile(r"^(?P<indent>\s*)# Copied from (?P<source>[\w.]+)(?: with (?P<renames>.+))?$", re.MULTILINE)
+_COPIED_FROM = re.compile(
+    r"^(?P<indent>\s*)# Copied from (?P<source>[\w.]+)(?: with (?P<renames>.+))?$",
+    re.MULTILINE,
+)
 
 
 def _resolve(dotted):
@@ -386,7 +475,11 @@ def _resolve(dotted):
     return obj
 
 
-@pytest.mark.parametrize("module", [modeling_magtkd, configuration_magtkd], ids=lambda module: module.__name__)
+@pytest.mark.parametrize(
+    "module",
+    [modeling_magtkd, configuration_magtkd],
+    ids=lambda module: module.__name__,
+)
 def test_copies_are_identical(module):
     """Every `# Copied from X with A->B, ...` block equals X's source with the renames applied (transformers'
     `check_copies` convention)."""

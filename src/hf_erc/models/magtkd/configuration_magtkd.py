@@ -37,8 +37,12 @@ pretrained TimeSformer (the stage-1 video model is not loaded). The fusion reads
 video features on IEMOCAP.
 """
 
-from transformers import Data2VecAudioConfig, PretrainedConfig, RobertaConfig, TimesformerConfig
-
+from transformers import (
+    Data2VecAudioConfig,
+    PretrainedConfig,
+    RobertaConfig,
+    TimesformerConfig,
+)
 
 MAGTKD_MODALITIES = ("text", "audio", "video")
 
@@ -54,45 +58,49 @@ _DATASET_LABELS = {
 # appearance over the official train, dev and test CSVs. Speaker id = position in this tuple. A test rebuilds the
 # order from the real CSVs. (The reference's file spells speaker 146 with a cp1252 apostrophe, `Richard\x92s
 # Date`; the official UTF-8 CSVs, and hence the datasets, spell it with U+2019.)
+# fmt: off
 MELD_SPEAKERS = (
-    'Chandler', 'The Interviewer', 'Joey', 'Rachel', 'Monica', 'Phoebe', 'Ross', 'Sergei', 'Customer', 'Jade',
-    'Mona', 'Charlie', 'Paleontologist', 'Professore Clerk', 'Caitlin', 'Nurse', 'Mr. Treeger', 'Carol',
-    'The Casting Director', 'Emily', 'Elizabeth', 'Paul', 'The Dry Cleaner', 'Joey and Chandler', 'Kate',
-    'The Director', 'Mr. Tribbiani', 'Guru Saj', 'Wayne', 'Richard', 'Dina', 'Bobby', 'Danny', 'Krista', 'Jill',
-    'Doug', 'Stevens', 'Bob', 'Mr. Franklin', 'Director', 'Janice', 'Tony', 'Peter', 'Ticket Counter Attendant',
-    'Dr. Long', 'Charlton Heston', 'Joshua', 'Nancy', 'Kim', 'Joanna', 'Cassie', 'Dr. Rhodes', 'Dr. Johnson',
-    'Kristen', 'Jester', 'Sarah', 'Pete', 'The Singing Man', 'Commercial', 'Mark', 'A Female Student', 'All',
-    'Cliff', 'Tag', 'Eric', 'Dr. Green', 'Mr. Heckles', 'Mr. Geller', 'Sophie', 'Singer', 'David', 'Hitchhiker',
-    '1st Customer', '2nd Customer', '3rd Customer', 'The Presenter', 'Policeman', 'Duncan', 'Jane', 'Message',
-    'Gary', 'Bonnie', 'Woman', 'Leslie', 'Isabella', "Joey's Hand Twin", 'Kiki', 'Joanne', 'Fireman No. 3', 'Susan',
-    'Mischa', 'The Assistant Director', 'Mrs. Geller', 'Emeril', 'Man', 'Jake', 'Tom', 'Lecturer', 'The Woman',
-    'Monica and Ross', 'The Vendor', 'Julio', 'Janine', 'Julie', 'Dr. Baldhara', 'Young Ethan', 'Dr. Leedbetter',
-    'Phoebe Sr.', 'Katie', 'Gunther', 'Earl', 'Barry', 'Robbie', 'Lydia', 'Bernice', 'Mindy', 'Robert', 'Issac',
-    'Chloe', 'Supervisor', 'Kathy', 'Voice', 'Stu', 'Tour Guide', 'Dr. Ledbetter', 'Mrs. Burgin', 'Mr. Burgin',
-    'Annabelle', 'Flight Attendant', 'Roger', 'Front Desk Clerk', 'Mr. Zelner', 'Student', 'Jason', 'Guy', 'Jim',
-    'Liam', 'Phoebe Sr', 'Stage Director', 'PBS Volunteer', 'Gary Collins', 'Carl', 'Phoebe and Rachel',
-    'The Cigarette Guy', 'Lorraine', 'an', 'Richard’s Date', 'Frank', 'Rachel and Phoebe', "Mona's Date",
-    'Ross and Joey', 'Mike', 'Dr. Miller', 'Both', 'Receptionist', 'Mrs. Green', 'Marc', 'Dana', 'The Fireman',
-    'Drunken Gambler', 'Raymond', 'Kristin', 'Monica and Phoebe', 'A Student', 'Hoshi', 'Ben', 'Teacher',
-    'Stephanie', 'Evil Bitch', 'Sick Bastard', 'Kyle', 'Nurse #1', 'Nurse #2', 'Dr. Stryker Ramoray', 'Helena',
-    'Angela', 'Steve', 'Airline Employee', 'Janitor', 'Mr. Posner', 'Mrs. Lynch', 'Paolo', 'Megan', 'Joey and Ross',
-    'Hombre Man', 'Dr. Zane', 'Alice', 'Russell', 'Chip', 'The Lurker', 'The Security Guard', 'The Librarian',
-    'The Head Librarian', 'Guy #1', 'Shelley', 'Girl', 'Leader', 'Dr. Wesley', 'Dr. Drake Remoray', 'Hope',
-    'Stranger', 'Hold Voice', 'Rick', 'Vince', 'Phoebe/Waitress', 'Joey/Drake', 'Rachel/actress', 'Mr. Waltham',
-    'Mrs. Waltham', 'Ms. McKenna', 'Fake Monica', 'Doctor', 'Boy in the Cape', 'Mrs. Chatracus', 'Paula', 'Burt',
-    'Ursula', 'Older Scientist', 'Another Tour Guide', 'Another Scientist', 'The Potential Roommate', 'Aunt Lillian',
-    'Ronni', 'Cecilia', 'Hotel Clerk', 'Casey', 'The Instructor', 'Jay Leno', 'The Smoking Woman', 'Trudie Styler',
-    'The Acting Teacher', 'Dr. Franzblau', 'Mrs. Tedlock', 'The Guys', 'The Museum Official', 'The Croupier',
-    'Jeannine', 'The Conductor', 'Woman On Train', 'The Food Critic', 'The Cooking Teacher', 'Waiter', 'Allesandro',
-    'Terry', 'Friend No. 2', 'Friend No. 1', 'Her-Friends', 'Estelle', 'Mrs. Tribbiani', 'Larry', 'Fireman No. 1',
-    'Fireman No. 2', 'Dr. Oberman', 'Gerston', 'Santos', 'Petrie', "Maitre d'", 'Melissa', 'Stanley', 'The Grip',
-    'Dr. Harad', 'Whitney', 'Passerby', 'Cookie', 'Kori', 'TV Announcer', 'The Hot Girl', 'Jen', 'Monica and Rachel',
-    'Waitress', 'Stage Manager', 'Lauren', 'Max', 'Ross and Rachel', 'Marjorie', 'Fireman #1', 'A Waiter',
-    'The Waiter', 'Mrs. Bing', 'Mr. Bing', 'Phoebe and Leslie', 'Female Student', 'Judge', 'Molly',
-    'Ross and Chandler', 'Frank Sr.', 'Host', 'Guest #1', 'Brenda', 'Rachel and Bonnie', 'Frannie', 'The Teacher',
-    'The Stripper', 'Female Clerk', 'The Fan', 'Erin', 'Hypnosis Tape', 'Tommy', 'Ginger', 'Jessica Lockhart',
-    'Mr. Kaplan', 'Alan', 'Drew', 'Doctor Connelly',
+    "Chandler", "The Interviewer", "Joey", "Rachel", "Monica", "Phoebe", "Ross", "Sergei", "Customer", "Jade",
+    "Mona", "Charlie", "Paleontologist", "Professore Clerk", "Caitlin", "Nurse", "Mr. Treeger", "Carol",
+    "The Casting Director", "Emily", "Elizabeth", "Paul", "The Dry Cleaner", "Joey and Chandler", "Kate",
+    "The Director", "Mr. Tribbiani", "Guru Saj", "Wayne", "Richard", "Dina", "Bobby", "Danny", "Krista", "Jill",
+    "Doug", "Stevens", "Bob", "Mr. Franklin", "Director", "Janice", "Tony", "Peter", "Ticket Counter Attendant",
+    "Dr. Long", "Charlton Heston", "Joshua", "Nancy", "Kim", "Joanna", "Cassie", "Dr. Rhodes", "Dr. Johnson",
+    "Kristen", "Jester", "Sarah", "Pete", "The Singing Man", "Commercial", "Mark", "A Female Student", "All",
+    "Cliff", "Tag", "Eric", "Dr. Green", "Mr. Heckles", "Mr. Geller", "Sophie", "Singer", "David", "Hitchhiker",
+    "1st Customer", "2nd Customer", "3rd Customer", "The Presenter", "Policeman", "Duncan", "Jane", "Message",
+    "Gary", "Bonnie", "Woman", "Leslie", "Isabella", "Joey's Hand Twin", "Kiki", "Joanne", "Fireman No. 3", "Susan",
+    "Mischa", "The Assistant Director", "Mrs. Geller", "Emeril", "Man", "Jake", "Tom", "Lecturer", "The Woman",
+    "Monica and Ross", "The Vendor", "Julio", "Janine", "Julie", "Dr. Baldhara", "Young Ethan", "Dr. Leedbetter",
+    "Phoebe Sr.", "Katie", "Gunther", "Earl", "Barry", "Robbie", "Lydia", "Bernice", "Mindy", "Robert", "Issac",
+    "Chloe", "Supervisor", "Kathy", "Voice", "Stu", "Tour Guide", "Dr. Ledbetter", "Mrs. Burgin", "Mr. Burgin",
+    "Annabelle", "Flight Attendant", "Roger", "Front Desk Clerk", "Mr. Zelner", "Student", "Jason", "Guy", "Jim",
+    "Liam", "Phoebe Sr", "Stage Director", "PBS Volunteer", "Gary Collins", "Carl", "Phoebe and Rachel",
+    "The Cigarette Guy", "Lorraine", "an", "Richard’s Date", "Frank", "Rachel and Phoebe", "Mona's Date",
+    "Ross and Joey", "Mike", "Dr. Miller", "Both", "Receptionist", "Mrs. Green", "Marc", "Dana", "The Fireman",
+    "Drunken Gambler", "Raymond", "Kristin", "Monica and Phoebe", "A Student", "Hoshi", "Ben", "Teacher",
+    "Stephanie", "Evil Bitch", "Sick Bastard", "Kyle", "Nurse #1", "Nurse #2", "Dr. Stryker Ramoray", "Helena",
+    "Angela", "Steve", "Airline Employee", "Janitor", "Mr. Posner", "Mrs. Lynch", "Paolo", "Megan", "Joey and Ross",
+    "Hombre Man", "Dr. Zane", "Alice", "Russell", "Chip", "The Lurker", "The Security Guard", "The Librarian",
+    "The Head Librarian", "Guy #1", "Shelley", "Girl", "Leader", "Dr. Wesley", "Dr. Drake Remoray", "Hope",
+    "Stranger", "Hold Voice", "Rick", "Vince", "Phoebe/Waitress", "Joey/Drake", "Rachel/actress", "Mr. Waltham",
+    "Mrs. Waltham", "Ms. McKenna", "Fake Monica", "Doctor", "Boy in the Cape", "Mrs. Chatracus", "Paula", "Burt",
+    "Ursula", "Older Scientist", "Another Tour Guide", "Another Scientist", "The Potential Roommate", "Aunt Lillian",
+    "Ronni", "Cecilia", "Hotel Clerk", "Casey", "The Instructor", "Jay Leno", "The Smoking Woman", "Trudie Styler",
+    "The Acting Teacher", "Dr. Franzblau", "Mrs. Tedlock", "The Guys", "The Museum Official", "The Croupier",
+    "Jeannine", "The Conductor", "Woman On Train", "The Food Critic", "The Cooking Teacher", "Waiter", "Allesandro",
+    "Terry", "Friend No. 2", "Friend No. 1", "Her-Friends", "Estelle", "Mrs. Tribbiani", "Larry", "Fireman No. 1",
+    "Fireman No. 2", "Dr. Oberman", "Gerston", "Santos", "Petrie", "Maitre d'", "Melissa", "Stanley", "The Grip",
+    "Dr. Harad", "Whitney", "Passerby", "Cookie", "Kori", "TV Announcer", "The Hot Girl", "Jen", "Monica and Rachel",
+    "Waitress", "Stage Manager", "Lauren", "Max", "Ross and Rachel", "Marjorie", "Fireman #1", "A Waiter",
+    "The Waiter", "Mrs. Bing", "Mr. Bing", "Phoebe and Leslie", "Female Student", "Judge", "Molly",
+    "Ross and Chandler", "Frank Sr.", "Host", "Guest #1", "Brenda", "Rachel and Bonnie", "Frannie", "The Teacher",
+    "The Stripper", "Female Clerk", "The Fan", "Erin", "Hypnosis Tape", "Tommy", "Ginger", "Jessica Lockhart",
+    "Mr. Kaplan", "Alan", "Drew", "Doctor Connelly",
 )
+# fmt: on
+
+MELD_NUM_SPEAKERS = len(MELD_SPEAKERS)
 
 # The speaker markers added to the RoBERTa tokenizer (`<s1>`..`<s9>`).
 MAGTKD_NUM_SPEAKER_TOKENS = 9
@@ -125,7 +133,7 @@ MAGTKD_AUDIO_ENCODER_SETTINGS = {"mask_time_length": 3}
 # `a`, `b` of the audio and video terms).
 _DATASET_PRESETS = {
     "meld": {
-        "num_speakers": len(MELD_SPEAKERS),
+        "num_speakers": MELD_NUM_SPEAKERS,
         "speaker_vocab": {name: index for index, name in enumerate(MELD_SPEAKERS)},
         "audio_loss_weight": 0.01,
         "video_loss_weight": 0.08,
@@ -268,7 +276,7 @@ class MAGTKDConfig(PretrainedConfig):
         intermediate_size=None,
         dropout=0.5,
         layer_norm_eps=1e-6,
-        num_speakers=len(MELD_SPEAKERS),
+        num_speakers=MELD_NUM_SPEAKERS,
         speaker_vocab=None,
         max_position_embeddings=512,
         share_anchor_encoder=True,
@@ -331,7 +339,9 @@ class MAGTKDConfig(PretrainedConfig):
                 f"({self.num_attention_heads})."
             )
         if self.distillation_temperature <= 0 or self.feature_distillation_temperature <= 0:
-            raise ValueError("MAGTKDConfig.distillation_temperature and feature_distillation_temperature must be positive.")
+            raise ValueError(
+                "MAGTKDConfig.distillation_temperature and feature_distillation_temperature must be positive."
+            )
         if self.num_speakers < 1:
             raise ValueError(f"MAGTKDConfig.num_speakers must be at least 1, got {self.num_speakers}.")
         if self.speaker_vocab is not None:
@@ -438,4 +448,9 @@ class MAGTKDVideoModelConfig(MAGTKDConfig):
         super().__init__(**kwargs)
 
 
-__all__ = ["MAGTKDAudioModelConfig", "MAGTKDConfig", "MAGTKDTextModelConfig", "MAGTKDVideoModelConfig"]
+__all__ = [
+    "MAGTKDAudioModelConfig",
+    "MAGTKDConfig",
+    "MAGTKDTextModelConfig",
+    "MAGTKDVideoModelConfig",
+]

@@ -37,7 +37,7 @@ of the teacher's and the student's utterance embeddings. The audio student is tr
 student, each with its own optimizer.
 """
 
-from transformers import Data2VecAudioConfig, PretrainedConfig, RobertaConfig, TimesformerConfig
+from transformers import AutoConfig, Data2VecAudioConfig, PretrainedConfig, RobertaConfig, TimesformerConfig
 
 
 # Label names in the canonical order of hf_erc.labels (the order of the published feature files). This file
@@ -84,11 +84,22 @@ _DATASET_PRESETS = {
 
 FUSION_ATTENTION_SCOPES = ("utterance", "batch")
 
+# Text encoders whose position ids start at `pad_token_id + 1` (RoBERTa's numbering); the others (BERT, MiniLM,
+# ELECTRA, ...) number positions from 0.
+_PADDING_OFFSET_POSITION_MODELS = ("roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "data2vec-text")
+
 
 def _sub_config(value, config_class, defaults=None):
-    """A sub-config from `None` (defaults), a dict (as read from JSON) or a config instance (kept as is)."""
+    """A sub-config from `None` (defaults), a dict (as read from JSON) or a config instance (kept as is).
+
+    A dict naming another `model_type` than `config_class`'s (e.g. a BERT text encoder) builds that model type's
+    configuration, without the defaults.
+    """
     if isinstance(value, PretrainedConfig):
         return value
+    if isinstance(value, dict) and value.get("model_type") not in (None, config_class.model_type):
+        settings = {key: item for key, item in value.items() if key not in ("model_type", "transformers_version")}
+        return AutoConfig.for_model(value["model_type"], **settings)
     settings = dict(defaults or {})
     if value is not None:
         if not isinstance(value, dict):
@@ -109,7 +120,8 @@ class TelMEConfig(PretrainedConfig):
     Args:
         text_config (`RobertaConfig` or `dict`, *optional*):
             The text teacher's encoder. Defaults to roberta-large with 9 extra embedding rows for the speaker
-            tokens `<s1>`..`<s9>` (vocabulary 50274).
+            tokens `<s1>`..`<s9>` (vocabulary 50274). Another encoder-only text model (e.g. a BERT-family
+            `BertConfig`, or a dict with its `model_type`) can stand in for RoBERTa.
         audio_config (`Data2VecAudioConfig` or `dict`, *optional*):
             The audio student's encoder. Defaults to data2vec-audio-base-960h with `mask_time_length=3`.
         video_config (`TimesformerConfig` or `dict`, *optional*):
@@ -263,10 +275,16 @@ class TelMEConfig(PretrainedConfig):
         return self.audio_config.hidden_size + self.video_config.hidden_size
 
     @property
+    def text_first_position(self):
+        """Position id of a sequence's first token: `pad_token_id + 1` for RoBERTa-family encoders, 0 otherwise."""
+        if self.text_config.model_type in _PADDING_OFFSET_POSITION_MODELS:
+            return self.text_config.pad_token_id + 1
+        return 0
+
+    @property
     def max_text_positions(self):
-        """Longest text input (virtual tokens included) the RoBERTa position embeddings cover."""
-        # RoBERTa numbers positions from padding_idx + 1.
-        return self.text_config.max_position_embeddings - self.text_config.pad_token_id - 1
+        """Longest text input (virtual tokens included) the text encoder's position embeddings cover."""
+        return self.text_config.max_position_embeddings - self.text_first_position
 
     @property
     def video_num_frames(self):

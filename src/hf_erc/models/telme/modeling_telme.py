@@ -38,7 +38,9 @@ Choices where the reference is silent or where this implementation differs on pu
 - The teacher's read position: the last position whose ``attention_mask`` is 1, which is the last position
   under the reference's left padding and the ``<mask>`` under right padding too; ``prompt_positions`` (from
   ``hf_erc.data.collators.UtteranceCollator``) overrides it. Position ids are computed from the attention mask
-  (what RoBERTa does from the pad tokens), so padding never moves the real tokens' positions.
+  (what RoBERTa does from the pad tokens), so padding never moves the real tokens' positions. The text encoder may
+  be a BERT-family model instead of RoBERTa (e.g. MiniLM as an offline stand-in): it is built with ``AutoModel``
+  from ``text_config`` and its positions start at 0 (``TelMEConfig.text_first_position``).
 - Virtual tokens (``text_num_virtual_tokens`` > 0, a folded prompt-tuning prompt): prepended to the word
   embeddings before any padding, with attention mask 1 and positions ``2..k+1``, the layout PEFT's prompt
   tuning produces; the read position moves by ``k``.
@@ -49,13 +51,14 @@ Choices where the reference is silent or where this implementation differs on pu
   ``nn.MultiheadAttention``: Xavier-uniform over the stacked q/k/v matrix, zero biases).
 """
 
+import inspect
 import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import Data2VecAudioModel, PreTrainedModel, RobertaModel, TimesformerModel
+from transformers import AutoConfig, AutoModel, Data2VecAudioModel, PreTrainedModel, TimesformerModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
@@ -205,7 +208,7 @@ class TelMETextTeacher(TelMEPreTrainedModel):
         config = self._stage_config(config, TelMETextTeacherConfig)
         super().__init__(config)
         text_config = config.text_config
-        self.encoder = RobertaModel(text_config, add_pooling_layer=False)
+        self.encoder = AutoModel.from_config(text_config, **_without_pooler(text_config))
         if config.text_num_virtual_tokens > 0:
             self.virtual_token_embeddings = nn.Parameter(
                 torch.empty(config.text_num_virtual_tokens, text_config.hidden_size)
@@ -247,9 +250,12 @@ class TelMETextTeacher(TelMEPreTrainedModel):
             attention_mask = torch.cat(
                 [attention_mask.new_ones(batch_size, num_virtual), attention_mask], dim=1
             )
-        # RoBERTa's positions: padding_idx + 1, 2, ... over the attended tokens, padding_idx on padding.
-        padding_idx = self.config.text_config.pad_token_id
-        position_ids = torch.cumsum(attention_mask, dim=1) * attention_mask + padding_idx
+        # Positions over the attended tokens only, so left padding never moves them: RoBERTa numbers them
+        # padding_idx + 1, 2, ... (padding_idx on padding), BERT-family encoders 0, 1, ... (0 on padding).
+        first_position = self.config.text_first_position
+        padding_position = max(first_position - 1, 0)
+        position_ids = (torch.cumsum(attention_mask, dim=1) - 1 + first_position - padding_position) * attention_mask
+        position_ids = position_ids + padding_position
 
         hidden_states = self.encoder(
             **encoder_inputs, attention_mask=attention_mask, position_ids=position_ids
@@ -710,13 +716,23 @@ _FUSION_FIELDS = (
 )
 
 
+def _without_pooler(text_config):
+    """`add_pooling_layer=False` for text encoders that have a pooler (RoBERTa, BERT): the teacher never uses it."""
+    encoder_class = AutoModel._model_mapping[type(text_config)]
+    if "add_pooling_layer" in inspect.signature(encoder_class.__init__).parameters:
+        return {"add_pooling_layer": False}
+    return {}
+
+
 def _load_pretrained_encoder(modality, name_or_path, config_overrides):
-    """A pretrained encoder without its task head; RoBERTa loses its pooler and gains the speaker-token rows."""
+    """A pretrained encoder without its task head; the text encoder (RoBERTa, or a BERT-family stand-in) loses its
+    pooler and gains the speaker-token rows."""
     if modality == "audio":
         return Data2VecAudioModel.from_pretrained(name_or_path)
     if modality == "video":
         return TimesformerModel.from_pretrained(name_or_path)
-    encoder = RobertaModel.from_pretrained(name_or_path, add_pooling_layer=False)
+    text_config = AutoConfig.from_pretrained(name_or_path)
+    encoder = AutoModel.from_pretrained(name_or_path, **_without_pooler(text_config))
     num_speaker_tokens = config_overrides.get("num_speaker_tokens", TELME_NUM_SPEAKER_TOKENS)
     encoder.resize_token_embeddings(encoder.config.vocab_size + num_speaker_tokens)
     return encoder

@@ -88,3 +88,15 @@ def test_push_offline_writes_everything_then_fails_clearly(tmp_path, monkeypatch
 def test_push_refuses_a_folder_that_is_not_a_checkpoint(tmp_path):
     with pytest.raises(FileNotFoundError, match="model.safetensors"):
         push_checkpoint(tmp_path, "a/b")
+
+
+def test_stage_checkpoints_get_their_family_card(tmp_path):
+    checkpoint = _fake_checkpoint(tmp_path / "teacher")
+    config = json.loads((checkpoint / "config.json").read_text())
+    config["model_type"] = "telme-erc-text-teacher"
+    (checkpoint / "config.json").write_text(json.dumps(config))
+    assert "Yun, Taeyang" in build_model_card(checkpoint, "a/telme-teacher").text
+    config["model_type"] = "telmex-erc"
+    (checkpoint / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="no model-card information"):
+        build_model_card(checkpoint, "a/b")

@@ -75,7 +75,49 @@ PAPERS: dict[str, PaperInfo] = {
         ),
         reported={},
     ),
+    "telme-erc": PaperInfo(
+        title="TelME: Teacher-leading Multimodal Fusion Network for ERC",
+        description=(
+            "TelME (Yun et al., NAACL 2024) fine-tunes a text teacher on the dialogue context with a prompt asking "
+            "how the current speaker feels, distils it into audio (data2vec-audio) and video (TimeSformer) students "
+            "with response- and feature-based knowledge distillation, and fuses the three with attention-based "
+            "modality shifting, in which the students' embeddings shift the teacher's."
+        ),
+        citation=(
+            "@inproceedings{yun2024telme,\n"
+            "  title     = {{TelME}: Teacher-leading Multimodal Fusion Network for Emotion Recognition in Conversation},\n"
+            "  author    = {Yun, Taeyang and Lim, Hyunkuk and Lee, Jeonghwan and Song, Min},\n"
+            "  booktitle = {Proceedings of the 2024 Conference of the North American Chapter of the Association for Computational Linguistics},\n"
+            "  year      = {2024}\n"
+            "}"
+        ),
+        reported={"meld": "weighted F1 67.37 (RoBERTa-large, data2vec-audio, TimeSformer)", "iemocap": "weighted F1 70.48"},
+    ),
+    "magtkd-erc": PaperInfo(
+        title="MAGTKD: Multi-modal Anchor Gated Transformer with Knowledge Distillation",
+        description=(
+            "MAGTKD (Li et al., IJCAI 2025) prompt-learns a text model, distils it into audio and video models, and "
+            "fuses the three utterance representations of a dialogue with a multi-modal anchor gated transformer in "
+            "which text is the anchor that the enhanced audio and video representations feed through gates."
+        ),
+        citation=(
+            "@inproceedings{li2025magtkd,\n"
+            "  title     = {Multi-modal Anchor Gated Transformer with Knowledge Distillation for Emotion Recognition in Conversation},\n"
+            "  author    = {Li, Jie and Ding, Shifei and Guo, Lili and Li, Xuan},\n"
+            "  booktitle = {Proceedings of the Thirty-Fourth International Joint Conference on Artificial Intelligence},\n"
+            "  pages     = {8141--8149},\n"
+            "  year      = {2025}\n"
+            "}"
+        ),
+        reported={},
+    ),
 }
+
+
+def paper_info(model_type: str) -> PaperInfo | None:
+    """The paper of ``model_type``; stage checkpoints (``telme-erc-text-teacher``) belong to their family's."""
+    family = next((key for key in PAPERS if model_type == key or model_type.startswith(key + "-")), None)
+    return PAPERS.get(family) if family else None
 
 
 @dataclass(frozen=True)
@@ -160,7 +202,7 @@ def build_model_card(
     checkpoint_dir = Path(checkpoint_dir)
     config = json.loads((checkpoint_dir / "config.json").read_text())
     model_type = config.get("model_type", "")
-    paper = PAPERS.get(model_type)
+    paper = paper_info(model_type)
     if paper is None:
         raise ValueError(f"{checkpoint_dir / 'config.json'}: no model-card information for model_type {model_type!r}; known: {sorted(PAPERS)}.")
     dataset_name = (dataset_name or config.get("dataset_name") or "").lower()

@@ -27,7 +27,8 @@ virtual tokens, a batch of ``B`` rows of ``L`` tokens and RoBERTa's ``padding_id
 4. ``position_ids = cumsum(attention_mask, 1) * attention_mask + padding_idx`` over that extended mask: the
    virtual tokens take positions ``padding_idx+1 .. padding_idx+k``, the real tokens continue from
    ``padding_idx+k+1`` whatever the left padding, padding keeps ``padding_idx`` (RoBERTa's own numbering, as
-   if the virtual tokens were ``k`` real tokens); token type 0 everywhere;
+   if the virtual tokens were ``k`` real tokens); a BERT-family encoder, whose positions start at 0, gets
+   ``0 .. k-1`` and ``k ..`` the same way; token type 0 everywhere;
 5. ``encoder(inputs_embeds=..., attention_mask=..., position_ids=...)``; the token at index ``i`` of
    ``input_ids`` is at index ``i + k`` of the output (the last position stays last).
 
@@ -236,11 +237,14 @@ class PrependedPromptEncoder(nn.Module):
         if attention_mask is None:
             attention_mask = torch.ones(batch_size, length, dtype=torch.long, device=device)
         attended = attention_mask.ne(0).long()
-        padding_idx = self.config.pad_token_id
+        first_position = _first_position(encoder)
         if position_ids is None:
-            # What RoBERTa derives from input_ids: attended tokens numbered from padding_idx + 1.
-            position_ids = torch.cumsum(attended, dim=1) * attended + padding_idx
-        virtual_positions = torch.arange(padding_idx + 1, padding_idx + 1 + num_virtual, device=device)
+            # What the encoder derives from input_ids, over the attended tokens only: RoBERTa numbers them from
+            # padding_idx + 1 (padding_idx on padding), BERT-family encoders from 0.
+            padding_position = max(first_position - 1, 0)
+            position_ids = (torch.cumsum(attended, dim=1) - 1 + first_position - padding_position) * attended
+            position_ids = position_ids + padding_position
+        virtual_positions = torch.arange(first_position, first_position + num_virtual, device=device)
         position_ids = torch.cat(
             [virtual_positions.expand(batch_size, -1), position_ids + num_virtual * attended], dim=1
         )
@@ -260,6 +264,13 @@ class PrependedPromptEncoder(nn.Module):
         if outputs.get("hidden_states") is not None:
             outputs["hidden_states"] = tuple(states[:, num_virtual:] for states in outputs.hidden_states)
         return outputs if return_dict else outputs.to_tuple()
+
+
+def _first_position(encoder: nn.Module) -> int:
+    """Position id of a sequence's first token: RoBERTa-family embeddings (which hold a ``padding_idx``) number
+    positions from ``padding_idx + 1``, BERT-family ones from 0."""
+    padding_idx = getattr(getattr(encoder, "embeddings", None), "padding_idx", None)
+    return 0 if padding_idx is None else padding_idx + 1
 
 
 def _encoder_of(teacher: nn.Module) -> nn.Module:

@@ -205,3 +205,29 @@ def test_prepare_meld_script(tiny_release, tmp_path, capsys):
     assert "unusable audio/video" not in capsys.readouterr().out  # existence only: the corrupt clip counts
     loaded = datasets.load_dataset(str(output), cache_dir=str(tmp_path / "c2"))
     assert loaded["train"]["has_video"] == [True, False, False, False, False, True]
+
+
+def test_reprepared_folder_is_never_read_from_a_stale_cache(tmp_path):
+    """Two prepared folders with shards of the same names and sizes load as themselves."""
+    from datasets import DatasetDict
+
+    from hf_erc.data.contract import contract_features
+    from hf_erc.data.export import save_parquet_repo
+    from hf_erc.data.prepare import load_erc_dataset
+
+    def folder(name, text):
+        rows = {column: [] for column in contract_features("meld", utterance_id="int32")}
+        for turn in range(2):
+            for column, value in {
+                "dialogue_id": "dia0", "turn": turn, "utterance_id": turn, "speaker": "A", "text": f"{text}{turn}",
+                "emotion": 0, "sentiment": 0, "audio_path": None, "video_path": None, "start": 0.0, "end": 1.0,
+                "has_audio": False, "has_video": False,
+            }.items():
+                rows[column].append(value)
+        split = datasets.Dataset.from_dict(rows, features=contract_features("meld", utterance_id="int32"))
+        return save_parquet_repo(DatasetDict({"train": split}), tmp_path / name, "card")
+
+    first = load_erc_dataset("meld", folder("one", "aaaa"))
+    second = load_erc_dataset("meld", folder("two", "bbbb"))
+    assert first["train"]["text"] == ["aaaa0", "aaaa1"]
+    assert second["train"]["text"] == ["bbbb0", "bbbb1"]

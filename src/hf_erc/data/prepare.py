@@ -67,9 +67,28 @@ def load_erc_dataset(name: str, data_dir: str | os.PathLike, **options) -> datas
 
 
 def load_prepared(name: str, data_dir: str | os.PathLike, cache_dir: str | os.PathLike | None = None):
-    """Load a folder written by ``hf-erc prepare`` back, with its ClassLabel features, and check it is ``name``."""
-    dataset_dict = datasets.load_dataset(
-        os.fspath(data_dir), cache_dir=None if cache_dir is None else os.fspath(cache_dir)
+    """Load a folder written by ``hf-erc prepare`` back, with its ClassLabel features, and check it is ``name``.
+
+    The Parquet shards are read straight into memory rather than through ``load_dataset``'s
+    cache: that cache is keyed on file names and sizes, so a re-prepared folder (or another
+    folder with same-sized shards) could come back as a stale copy. ``cache_dir`` is accepted for
+    symmetry with the builders and not needed here.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data_dir = Path(data_dir)
+    shards: dict[str, list[Path]] = {}
+    for path in sorted((data_dir / "data").glob("*.parquet")):
+        split = path.name.split("-", 1)[0]
+        shards.setdefault(split, []).append(path)
+    if not shards:
+        raise DataFormatError(f"{data_dir / 'data'} holds no Parquet shard; re-run `hf-erc prepare {name}`.")
+    dataset_dict = datasets.DatasetDict(
+        {
+            split: datasets.Dataset(pa.concat_tables([pq.read_table(path) for path in paths]), split=split)
+            for split, paths in shards.items()
+        }
     )
     expected = list(emotion_names(name))
     for split, dataset in dataset_dict.items():

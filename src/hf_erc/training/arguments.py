@@ -60,6 +60,19 @@ class ERCModelArguments:
             "--teacher_model_name_or_path) or fusion. Single-stage models (SDT, CMATH) use 'full'."
         },
     )
+    processor_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "Where a student stage reads its audio feature extractor / video image processor (defaults to "
+            "--model_name_or_path; without a preprocessor_config.json there, the reference's settings are used)."
+        },
+    )
+    audio_student_name_or_path: str | None = field(
+        default=None, metadata={"help": "Fusion stage: the trained audio student checkpoint (TelME)."}
+    )
+    video_student_name_or_path: str | None = field(
+        default=None, metadata={"help": "Fusion stage: the trained video student checkpoint (TelME)."}
+    )
 
     def __post_init__(self):
         self.config_overrides = _parse_json_dict(self.config_overrides, "config_overrides")
@@ -107,6 +120,24 @@ class ERCDataArguments:
     )
     max_eval_dialogues: int | None = field(
         default=None, metadata={"help": "Evaluate on the first N validation and test dialogues only."}
+    )
+    max_length: int | None = field(
+        default=None,
+        metadata={
+            "help": "Utterance-level text teachers: most tokens per input, prompt and mask included; the oldest "
+            "context is cut first. Defaults to what the model's positions allow (TelME: text_max_length)."
+        },
+    )
+    max_context_turns: int | None = field(
+        default=None, metadata={"help": "Text teachers: keep at most this many previous turns as context."}
+    )
+    embedding_cache_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "Where stages that read frozen models' outputs (TelME student: the teacher's logits and "
+            "embeddings; fusion: the three utterance embeddings) cache them, keyed by checkpoints and data. "
+            "Defaults to $HF_HOME/hf_erc/embeddings."
+        },
     )
 
     def __post_init__(self):
@@ -158,6 +189,13 @@ class DistillationArguments:
         metadata={
             "help": "Output of both models compared by feature KD (e.g. 'utterance_embeddings'); required when "
             "feature_kd_weight > 0."
+        },
+    )
+    cache_teacher_outputs: bool = field(
+        default=True,
+        metadata={
+            "help": "Run the frozen teacher once over the training set before training and distil from its cached "
+            "outputs (same values: the teacher is frozen and in eval mode). False runs it on every batch."
         },
     )
 

@@ -4,12 +4,16 @@
     accelerate launch [--multi_gpu --num_processes N] scripts/train.py --config configs/sdt-meld.yaml
 
 The YAML file holds fields of :class:`ERCModelArguments`, :class:`ERCDataArguments`,
-:class:`DistillationArguments` and :class:`ERCTrainingArguments` (``TrainingArguments``);
-command-line flags override it. The run builds the dialogue dataset, the model from its
-dataset preset (feature sizes taken from the data), trains with :class:`ERCTrainer`
-keeping the best validation weighted F1, evaluates that model on validation and test,
-prints a table of the results and writes the model (safetensors, config and code),
-``all_results.json``, ``test_results.json`` and the confusion matrices to ``output_dir``.
+:class:`DistillationArguments`, :class:`ERCTrainingArguments` (``TrainingArguments``) and
+:class:`~hf_erc.teachers.TeacherPeftArguments`; command-line flags override it. ``MODEL_REGISTRY``
+says, for each ``--model_type`` and ``--stage``, which model class trains and how its data view,
+collator and model are built (:class:`StageEntry`; the TelME stages live in
+:mod:`hf_erc.training.stages`). Dialogue-level models (SDT) train on dialogue rows of feature
+vectors, built from their dataset preset (feature sizes taken from the data). Every stage trains
+with :class:`ERCTrainer` keeping the best validation weighted F1, evaluates that model on
+validation and test, prints a table of the results and writes the model (safetensors, config and
+code, plus a stage's tokenizer/processor), ``all_results.json``, ``test_results.json`` and the
+confusion matrices to ``output_dir``.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import importlib
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,12 +35,27 @@ from transformers import HfArgumentParser, PretrainedConfig, PreTrainedModel
 from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging
 
+from ..teachers import TeacherPeftArguments
 from .arguments import DistillationArguments, ERCDataArguments, ERCModelArguments, ERCTrainingArguments
+from .stages import (
+    StageContext,
+    StageSetup,
+    setup_telme_fusion,
+    setup_telme_student,
+    setup_telme_teacher,
+    telme_preset,
+)
 from .trainer import ERCTrainer
 
 logger = logging.get_logger(__name__)
 
-ARGUMENT_CLASSES = (ERCModelArguments, ERCDataArguments, DistillationArguments, ERCTrainingArguments)
+ARGUMENT_CLASSES = (
+    ERCModelArguments,
+    ERCDataArguments,
+    DistillationArguments,
+    ERCTrainingArguments,
+    TeacherPeftArguments,
+)
 # Columns a dialogue-level batch is built from (besides the feature columns).
 DIALOGUE_COLUMNS = ("dialogue_id", "turn", "speaker", "emotion")
 
@@ -49,31 +68,125 @@ def _for_dataset(config_class: type[PretrainedConfig], preset: str, modalities: 
 
 
 @dataclass(frozen=True)
+class StageEntry:
+    """How one stage of a model family trains (see :mod:`hf_erc.training.stages`).
+
+    Args:
+        model_class: the `PreTrainedModel` the stage trains, a class name in the family's module; or a mapping
+            modality -> class name for stages that train one model per modality (TelME's students: the
+            modality is the non-text one of ``--modalities``).
+        setup: ``(StageContext) -> StageSetup``: builds the model (how it is initialised), the dataset view
+            and the collator, and loads any teacher.
+        data_view: what one training row is, for messages.
+    """
+
+    model_class: str | Mapping[str, str]
+    setup: Callable[[StageContext], StageSetup]
+    data_view: str = "dialogues"
+
+    def model_class_name(self, stage: str, modalities: Sequence[str]) -> str:
+        if isinstance(self.model_class, str):
+            return self.model_class
+        chosen = [modality for modality in modalities if modality in self.model_class]
+        if len(chosen) != 1 or len(modalities) != 1:
+            raise ValueError(
+                f"--stage {stage} trains one model per modality ({sorted(self.model_class)}): pass exactly one of "
+                f"them with --modalities (got {list(modalities)})."
+            )
+        return self.model_class[chosen[0]]
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     """How ``scripts/train.py`` builds one model family.
 
     Args:
-        module: module exporting both classes (imported only when the model is used).
+        module: module exporting the classes (imported only when the model is used).
         config_class: name of the `PretrainedConfig` subclass in `module`.
-        model_class: name of the `PreTrainedModel` trained by the Trainer.
+        model_class: name of the `PreTrainedModel` of the whole model.
         preset_builder: ``(config_class, preset, modalities, overrides) -> config``; by default
             ``config_class.for_dataset(preset, modalities=modalities, **overrides)``.
-        stages: the values of ``--stage`` the model trains in (single-stage models: ``("full",)``).
+        stages: ``--stage`` value -> :class:`StageEntry`. A tuple of stage names (or the default) trains
+            `model_class` on dialogue rows of feature vectors in each of them.
     """
 
     module: str
     config_class: str
     model_class: str
     preset_builder: Callable[..., PretrainedConfig] = _for_dataset
-    stages: tuple[str, ...] = ("full",)
+    stages: Mapping[str, StageEntry] | tuple[str, ...] = ("full",)
+
+    def __post_init__(self):
+        if not isinstance(self.stages, Mapping):
+            entries = {stage: StageEntry(self.model_class, setup_dialogue_stage) for stage in self.stages}
+            object.__setattr__(self, "stages", entries)
 
     def load_classes(self) -> tuple[type[PretrainedConfig], type[PreTrainedModel]]:
         module = importlib.import_module(self.module)
         return getattr(module, self.config_class), getattr(module, self.model_class)
 
+    def stage_entry(self, model_type: str, stage: str) -> StageEntry:
+        if stage not in self.stages:
+            raise ValueError(
+                f"--stage {stage} does not apply to {model_type}, which trains in stage(s) {list(self.stages)}."
+            )
+        return self.stages[stage]
+
+    def stage_classes(self, model_type: str, stage: str, modalities: Sequence[str]):
+        """The configuration class and the class ``stage`` trains."""
+        name = self.stage_entry(model_type, stage).model_class_name(stage, modalities)
+        module = importlib.import_module(self.module)
+        return getattr(module, self.config_class), getattr(module, name)
+
+
+def setup_dialogue_stage(context: StageContext) -> StageSetup:
+    """Dialogue-level models on feature vectors (SDT, CMATH): dialogue rows, ``DialogueCollator``."""
+    from ..data.collators import DialogueCollator
+
+    model_args, data_args = context.model_args, context.data_args
+    dialogues = load_dialogue_datasets(data_args)
+    dims = feature_dims(dialogues["train"], data_args.modalities)
+    model = build_model(model_args, data_args, dims)
+    # Stored in the config so that inference (hf_erc.pipelines) numbers speakers and names labels as training did.
+    model.config.speaker_vocab = speaker_vocab(data_args)
+    model.config.dataset_name = data_args.dataset_name
+    collator = DialogueCollator(
+        modalities=data_args.modalities,
+        feature_dims=dims,
+        speaker_vocab=model.config.speaker_vocab,
+        num_speakers=data_args.num_speakers or getattr(model.config, "num_speakers", None),
+    )
+    return StageSetup(
+        model=model,
+        datasets=dialogues,
+        data_collator=collator,
+        teacher_model=load_teacher(context.distillation_args),
+        unit="dialogues",
+    )
+
+
+_TELME_MODULE = "hf_erc.models.telme"
 
 MODEL_REGISTRY: dict[str, ModelEntry] = {
     "sdt": ModelEntry("hf_erc.models.sdt", "SDTConfig", "SDTForEmotionRecognition"),
+    "cmath": ModelEntry("hf_erc.models.cmath", "CMATHConfig", "CMATHForEmotionRecognition"),
+    "telme": ModelEntry(
+        _TELME_MODULE,
+        "TelMEConfig",
+        "TelMEForEmotionRecognition",
+        preset_builder=telme_preset,
+        stages={
+            "teacher": StageEntry("TelMETextTeacher", setup_telme_teacher, "utterances with dialogue context"),
+            "student": StageEntry(
+                {"audio": "TelMEAudioStudent", "video": "TelMEVideoStudent"},
+                setup_telme_student,
+                "utterances with decoded audio or video",
+            ),
+            "fusion": StageEntry(
+                "TelMEForEmotionRecognition", setup_telme_fusion, "utterances with cached embeddings"
+            ),
+        },
+    ),
 }
 
 
@@ -104,7 +217,13 @@ def build_parser() -> HfArgumentParser:
 def parse_arguments(
     argv: Sequence[str] | None = None,
 ) -> tuple[ERCModelArguments, ERCDataArguments, DistillationArguments, ERCTrainingArguments]:
-    """Parse ``--config file.yaml`` and the command line into the four argument dataclasses (command line wins).
+    """Parse ``--config file.yaml`` and the command line into the four main argument dataclasses (command line
+    wins); :func:`parse_all_arguments` also returns the text teacher's ``TeacherPeftArguments``."""
+    return parse_all_arguments(argv)[:4]
+
+
+def parse_all_arguments(argv: Sequence[str] | None = None) -> tuple:
+    """``(model, data, distillation, training, teacher PEFT)`` arguments from ``--config`` and the command line.
 
     The YAML values become the parser's defaults, so a flag given on the command line replaces
     them and everything goes through the same conversions and checks.
@@ -127,13 +246,15 @@ def _read_config_file(path: str, parser: argparse.ArgumentParser) -> dict[str, A
         raise FileNotFoundError(f"Config file {config_path} does not exist.")
     values = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
     if not isinstance(values, dict):
-        raise ValueError(f"{config_path}: expected a mapping of argument names to values, got {type(values).__name__}.")
+        raise ValueError(
+            f"{config_path}: expected a mapping of argument names to values, got {type(values).__name__}."
+        )
     known = {action.dest for action in parser._actions} - {"help", "config"}
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(
             f"{config_path}: unknown key(s) {unknown}. Keys are the fields of ERCModelArguments, ERCDataArguments, "
-            "DistillationArguments and TrainingArguments (see `python scripts/train.py --help`)."
+            "DistillationArguments, TrainingArguments and TeacherPeftArguments (see `python scripts/train.py --help`)."
         )
     return values
 
@@ -254,12 +375,7 @@ def speaker_vocab(data_args: ERCDataArguments) -> dict[str, int] | None:
 def build_model(model_args: ERCModelArguments, data_args: ERCDataArguments, dims: dict[str, int]) -> PreTrainedModel:
     """The model from ``model_name_or_path`` or from its dataset preset, with feature sizes matching the data."""
     entry = _registry_entry(model_args.model_type)
-    if model_args.stage not in entry.stages:
-        raise ValueError(
-            f"--stage {model_args.stage} does not apply to {model_args.model_type}, which trains in stage(s) "
-            f"{list(entry.stages)}."
-        )
-    config_class, model_class = entry.load_classes()
+    config_class, model_class = entry.stage_classes(model_args.model_type, model_args.stage, data_args.modalities)
     overrides = dict(model_args.config_overrides)
     if model_args.model_name_or_path is not None:
         model = model_class.from_pretrained(model_args.model_name_or_path, **overrides)
@@ -290,8 +406,9 @@ def load_teacher(distillation_args: DistillationArguments) -> PreTrainedModel | 
     """The frozen teacher of a distillation stage, any registered hf_erc model (read with ``AutoModel``)."""
     if distillation_args.teacher_model_name_or_path is None:
         return None
-    import hf_erc.models  # noqa: F401  (registers the hf_erc model types with the Auto classes)
     from transformers import AutoModel
+
+    import hf_erc.models  # noqa: F401  (registers the hf_erc model types with the Auto classes)
 
     return AutoModel.from_pretrained(distillation_args.teacher_model_name_or_path)
 
@@ -355,12 +472,27 @@ def _resolve_checkpoint(training_args: ERCTrainingArguments) -> str | None:
 
 
 def _setup(argv):
-    model_args, data_args, distillation_args, training_args = parse_arguments(argv)
-    dialogues = load_dialogue_datasets(data_args)
-    dims = feature_dims(dialogues["train"], data_args.modalities)
-    model = build_model(model_args, data_args, dims)
-    teacher = load_teacher(distillation_args)
-    return model_args, data_args, distillation_args, training_args, dialogues, dims, model, teacher
+    model_args, data_args, distillation_args, training_args, peft_args = parse_all_arguments(argv)
+    entry = _registry_entry(model_args.model_type)
+    stage_entry = entry.stage_entry(model_args.model_type, model_args.stage)
+    config_class, model_class = entry.stage_classes(model_args.model_type, model_args.stage, data_args.modalities)
+    context = StageContext(
+        model_args=model_args,
+        data_args=data_args,
+        distillation_args=distillation_args,
+        training_args=training_args,
+        peft_args=peft_args,
+        config_class=config_class,
+        model_class=model_class,
+        preset_builder=entry.preset_builder,
+    )
+    setup = stage_entry.setup(context)
+    if training_args.train_sampling_strategy == "group_by_length" and (
+        training_args.length_column_name not in setup.datasets["train"].column_names
+    ):
+        # Rows of equal cost (fixed-size frames, cached embeddings): nothing to bucket.
+        training_args.train_sampling_strategy = "random"
+    return context, setup
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -375,48 +507,47 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    from ..data.collators import DialogueCollator
-
     try:
-        model_args, data_args, distillation_args, training_args, dialogues, dims, model, teacher = _setup(argv)
+        context, setup = _setup(argv)
+        training_args = context.training_args
         checkpoint = _resolve_checkpoint(training_args)
     except (FileNotFoundError, ValueError) as error:
         # Configuration and data errors name the file and the fix: show them without a traceback.
         print(f"train.py: error: {error}", file=sys.stderr)
         return 2
+    model_args, data_args = context.model_args, context.data_args
 
-    # Stored in the config so that inference (hf_erc.pipelines) numbers speakers and names labels as training did.
-    model.config.speaker_vocab = speaker_vocab(data_args)
-    model.config.dataset_name = data_args.dataset_name
-    collator = DialogueCollator(
-        modalities=data_args.modalities,
-        feature_dims=dims,
-        speaker_vocab=model.config.speaker_vocab,
-        num_speakers=data_args.num_speakers or getattr(model.config, "num_speakers", None),
-    )
     # The Trainer would push at every save (and fail offline); the run publishes once, at the end, with its card.
     push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False
+    datasets = setup.datasets
     trainer = ERCTrainer(
-        model=model,
+        model=setup.model,
         args=training_args,
-        train_dataset=dialogues["train"],
-        eval_dataset=dialogues["validation"],
-        data_collator=collator,
-        teacher_model=teacher,
-        distillation_args=distillation_args,
+        train_dataset=datasets["train"],
+        eval_dataset=datasets["validation"],
+        data_collator=setup.data_collator,
+        teacher_model=setup.teacher_model,
+        distillation_args=context.distillation_args,
     )
     logger.info(
-        f"Training {model_args.model_type} on {data_args.dataset_name} ({', '.join(data_args.modalities)}) with "
-        f"{training_args.world_size} process(es): {len(dialogues['train'])} train, {len(dialogues['validation'])} "
-        f"validation, {len(dialogues['test'])} test dialogues."
+        f"Training {model_args.model_type} ({model_args.stage}: {type(setup.model).__name__}) on "
+        f"{data_args.dataset_name} ({', '.join(data_args.modalities)}) with {training_args.world_size} process(es): "
+        f"{len(datasets['train'])} train, {len(datasets['validation'])} validation, {len(datasets['test'])} test "
+        f"{setup.unit}."
     )
 
     results: dict[str, dict[str, float]] = {}
     if training_args.do_train:
         train_result = trainer.train(resume_from_checkpoint=checkpoint)
+        if setup.finalize_model is not None:
+            trainer.model = setup.finalize_model(trainer.model)
         trainer.save_model()  # the best checkpoint's weights (load_best_model_at_end), config and code
+        if trainer.is_world_process_zero():
+            for item in setup.save_with_model:
+                item.save_pretrained(training_args.output_dir)
         train_metrics = dict(train_result.metrics)
-        train_metrics["train_dialogues"] = len(dialogues["train"])
+        train_metrics[f"train_{setup.unit}"] = len(datasets["train"])
+        train_metrics.update(setup.metrics)
         train_metrics["world_size"] = training_args.world_size
         train_metrics["global_step"] = trainer.state.global_step
         fingerprints = weights_fingerprints(trainer.model)
@@ -434,7 +565,7 @@ def _main(argv: Sequence[str] | None) -> int:
     trainer.log_metrics("eval", results["validation"])
     trainer.save_metrics("eval", results["validation"])
     if training_args.do_predict:
-        results["test"] = trainer.predict(dialogues["test"], metric_key_prefix="test").metrics
+        results["test"] = trainer.predict(datasets["test"], metric_key_prefix="test").metrics
         trainer.log_metrics("test", results["test"])
         trainer.save_metrics("test", results["test"])
 
@@ -443,18 +574,18 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"\nResults of {training_args.output_dir} (%):\n{table}\n", flush=True)
         Path(training_args.output_dir, "results.md").write_text(table + "\n", encoding="utf-8")
         if training_args.do_train:
-            return finalize_checkpoint(training_args, model_args, data_args, push_to_hub)
+            return finalize_checkpoint(training_args, model_args, data_args, push_to_hub, setup.unit)
     return 0
 
 
-def finalize_checkpoint(training_args, model_args, data_args, push_to_hub: bool) -> int:
+def finalize_checkpoint(training_args, model_args, data_args, push_to_hub: bool, unit: str = "dialogues") -> int:
     """Make ``output_dir`` a publishable checkpoint: encoder record, JSON arguments, model card; push if asked.
 
     ``save_model`` also writes ``training_args.bin`` (a pickle); it is replaced by
     ``training_args.json`` so the published folder holds no pickle.
     """
     from ..features.extract import ENCODERS_FILE
-    from ..hub import HubUploadError, push_checkpoint, write_model_card
+    from ..hub import PAPERS, HubUploadError, push_checkpoint, write_model_card
 
     output_dir = Path(training_args.output_dir)
     encoders = Path(data_args.data_dir) / ENCODERS_FILE if data_args.data_dir else None
@@ -469,17 +600,23 @@ def finalize_checkpoint(training_args, model_args, data_args, push_to_hub: bool)
         "modalities": ", ".join(data_args.modalities),
         "epochs": training_args.num_train_epochs,
         "learning_rate": training_args.learning_rate,
-        "batch_size_per_device (dialogues)": training_args.per_device_train_batch_size,
+        f"batch_size_per_device ({unit})": training_args.per_device_train_batch_size,
         "processes": training_args.world_size,
         "seed": training_args.seed,
         "best model selected on": training_args.metric_for_best_model,
     }
     (output_dir / "training_summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     repo_id = training_args.hub_model_id or output_dir.name
-    write_model_card(output_dir, repo_id, dataset_name=data_args.dataset_name)
+    model_type = json.loads((output_dir / "config.json").read_text(encoding="utf-8")).get("model_type")
+    if model_type in PAPERS:
+        write_model_card(output_dir, repo_id, dataset_name=data_args.dataset_name)
+    else:
+        logger.warning(f"No model card written: hf_erc.hub.PAPERS has no entry for model_type {model_type!r}.")
     if push_to_hub:
         try:
-            url = push_checkpoint(output_dir, repo_id, private=bool(training_args.hub_private_repo), token=training_args.hub_token)
+            url = push_checkpoint(
+                output_dir, repo_id, private=bool(training_args.hub_private_repo), token=training_args.hub_token
+            )
         except HubUploadError as error:
             print(f"train.py: error: {error}", file=sys.stderr)
             return 1

@@ -6,7 +6,11 @@ It adds to the stock Trainer what emotion recognition in conversation needs:
   like); each part in ``loss_components`` is logged, averaged over the logging window;
 * with a ``teacher_model``, distillation from that frozen teacher (response- and
   feature-based, see :mod:`hf_erc.training.losses`) is added with the weights of
-  :class:`~hf_erc.training.arguments.DistillationArguments`;
+  :class:`~hf_erc.training.arguments.DistillationArguments`. A teacher that reads other
+  inputs than the student (TelME: text for an audio student) finds its own under the
+  ``teacher_`` prefix (``teacher_input_ids`` -> ``input_ids``); a batch that carries the
+  teacher's outputs precomputed (``cached_teacher_<output>``, e.g. ``cached_teacher_logits``)
+  is distilled from them without running any teacher;
 * evaluation hands only the fused ``logits`` (``[B, T, C]``) to ``compute_metrics``: the
   Trainer pads batches of different dialogue lengths with ``-100`` in both logits and
   labels, and those positions are ignored by the metrics;
@@ -34,6 +38,11 @@ from .losses import RESPONSE_KD_LOSSES, similarity_kd_loss
 from .metrics import ERCMetrics, save_confusion_matrix
 
 logger = logging.get_logger(__name__)
+
+# Batch keys holding the teacher's own inputs (``teacher_input_ids`` is the teacher's ``input_ids``) and its
+# precomputed outputs (``cached_teacher_logits`` is its ``logits``).
+TEACHER_INPUT_PREFIX = "teacher_"
+CACHED_TEACHER_PREFIX = "cached_teacher_"
 
 
 class DialogueLengthGroupedSampler(LengthGroupedSampler):
@@ -173,8 +182,33 @@ class ERCTrainer(Trainer):
         return {
             name: value
             for name, value in inputs.items()
-            if name not in drop and (accepted is None or name in accepted)
+            if name not in drop
+            and not name.startswith((TEACHER_INPUT_PREFIX, CACHED_TEACHER_PREFIX))
+            and (accepted is None or name in accepted)
         }
+
+    def _teacher_outputs(self, inputs: dict[str, Any]) -> dict[str, Any] | None:
+        """The teacher's outputs for this batch: precomputed ones from the batch, else a run of the frozen teacher
+        on its ``teacher_``-prefixed inputs (or, without any, on the inputs its forward accepts); ``None`` when
+        there is neither a cache nor a teacher."""
+        cached = {
+            name[len(CACHED_TEACHER_PREFIX) :]: value
+            for name, value in inputs.items()
+            if name.startswith(CACHED_TEACHER_PREFIX)
+        }
+        if cached:
+            return cached
+        if self.teacher_model is None:
+            return None
+        own_inputs = {
+            name[len(TEACHER_INPUT_PREFIX) :]: value
+            for name, value in inputs.items()
+            if name.startswith(TEACHER_INPUT_PREFIX)
+        }
+        if not own_inputs:
+            own_inputs = self._model_inputs(self.teacher_model, inputs, drop=("labels",))
+        with torch.no_grad(), self.accelerator.autocast():
+            return self.teacher_model(**own_inputs)
 
     def compute_loss(
         self,
@@ -197,8 +231,9 @@ class ERCTrainer(Trainer):
             )
         components = {name: value for name, value in (outputs.get("loss_components") or {}).items()}
         loss = own_loss
-        if self.teacher_model is not None:
-            distillation_terms = self._distillation_terms(outputs, inputs)
+        teacher_outputs = self._teacher_outputs(inputs)
+        if teacher_outputs is not None:
+            distillation_terms = self._distillation_terms(outputs, teacher_outputs, inputs)
             loss = self.distillation_args.ce_weight * own_loss
             for name, (weight, value) in distillation_terms.items():
                 loss = loss + weight * value
@@ -208,11 +243,11 @@ class ERCTrainer(Trainer):
             self._accumulate_components(components)
         return (loss, outputs) if return_outputs else loss
 
-    def _distillation_terms(self, outputs: Any, inputs: dict[str, Any]) -> dict[str, tuple[float, torch.Tensor]]:
-        """``{name: (weight, loss)}`` of the response- and feature-based terms against the frozen teacher."""
+    def _distillation_terms(
+        self, outputs: Any, teacher_outputs: Any, inputs: dict[str, Any]
+    ) -> dict[str, tuple[float, torch.Tensor]]:
+        """``{name: (weight, loss)}`` of the response- and feature-based terms against the frozen teacher's outputs."""
         arguments = self.distillation_args
-        with torch.no_grad(), self.accelerator.autocast():
-            teacher_outputs = self.teacher_model(**self._model_inputs(self.teacher_model, inputs, drop=("labels",)))
         terms: dict[str, tuple[float, torch.Tensor]] = {}
         if arguments.response_kd_weight:
             student_logits = _output_field(outputs, arguments.logits_key, "student")

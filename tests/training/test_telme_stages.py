@@ -172,6 +172,14 @@ STUDENT_FIELDS = {
 }
 
 
+def accelerate_launcher(num_processes):
+    """`accelerate launch` with `num_processes` CPU processes (two or more: gloo ranks through `--multi_gpu`)."""
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes)]
+    launcher += ["--multi_gpu"] if num_processes > 1 else ["--cpu"]
+    launcher += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    return launcher + ["--main_process_port", str(_free_port())]
+
+
 @pytest.fixture(scope="module")
 def teacher_dir(workspace):
     """Stage 1 under `accelerate launch` with two gloo processes: the teacher checkpoint and its tokenizer."""
@@ -180,16 +188,13 @@ def teacher_dir(workspace):
         workspace / "teacher.yaml", workspace, output_dir, stage="teacher", modalities=["text"],
         tokenizer_name_or_path=str(workspace / "tokenizer"), num_train_epochs=3,
     )  # fmt: skip
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
-    launcher += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-    launcher += ["--main_process_port", str(_free_port())]
-    run_script(launcher + ["scripts/train.py", "--config", str(config)])
+    run_script(accelerate_launcher(2) + ["scripts/train.py", "--config", str(config)])
     return output_dir
 
 
 @pytest.fixture(scope="module")
 def audio_student_dir(workspace, teacher_dir):
-    """Stage 2, audio, distilled from the teacher's cached outputs."""
+    """Stage 2, audio, distilled from the teacher's cached outputs (one process under `accelerate launch`)."""
     output_dir = workspace / "audio"
     config = write_config(
         workspace / "audio.yaml", workspace, output_dir, modalities=["audio"],
@@ -197,7 +202,7 @@ def audio_student_dir(workspace, teacher_dir):
         # A sharper similarity softmax than TelME's tau = 1, so that the toy's feature term has room to fall.
         **{**STUDENT_FIELDS, "feature_kd_temperature": 0.1},
     )  # fmt: skip
-    result = run_script([sys.executable, "scripts/train.py", "--config", str(config)])
+    result = run_script(accelerate_launcher(1) + ["scripts/train.py", "--config", str(config)])
     return output_dir, result
 
 
@@ -368,6 +373,22 @@ torch.save(logits, {str(workspace / "logits.pt")!r})
     completed = subprocess.run(command, capture_output=True, text=True, timeout=120, env=environment, check=False)
     assert completed.returncode == 0, completed.stderr[-3000:]
     torch.testing.assert_close(torch.load(workspace / "logits.pt"), expected)
+
+
+def test_fusion_stage_with_two_processes(workspace, teacher_dir, audio_student_dir, video_student_dir):
+    """Stage 3 under `accelerate launch` with two gloo ranks: one model, identical weights on both ranks."""
+    output_dir = workspace / "fusion-ddp"
+    config = write_config(
+        workspace / "fusion-ddp.yaml", workspace, output_dir, num_train_epochs=2, stage="fusion", config_overrides={},
+        teacher_model_name_or_path=str(teacher_dir), audio_student_name_or_path=str(audio_student_dir[0]),
+        video_student_name_or_path=str(video_student_dir),
+    )  # fmt: skip
+    run_script(accelerate_launcher(2) + ["scripts/train.py", "--config", str(config)])
+    metrics = read_json(output_dir / "train_results.json")
+    assert metrics["world_size"] == 2
+    fingerprints = metrics["weights_sha256_per_rank"].split(",")
+    assert len(fingerprints) == 2 and fingerprints[0] == fingerprints[1]
+    assert (output_dir / "model.safetensors").is_file()
 
 
 def _offline_environment():

@@ -57,7 +57,7 @@ def find_meld_dir(explicit: str | None = None) -> Path:
 def run_quickstart(
     meld_dir: str | None = None,
     output_dir: str = "outputs/quickstart",
-    epochs: int = 20,
+    epochs: int = 30,
     text_encoder: str = "minilm",
     extra_train_args: list[str] | None = None,
 ) -> dict:
@@ -120,7 +120,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("quickstart", help="Train and evaluate text-only SDT on real MELD text, offline, then predict.")
     parser.add_argument("--meld-dir", default=None, help="Folder with MELD's *_sent_emo.csv (default: ../shared/data/meld).")
     parser.add_argument("--output-dir", default="outputs/quickstart")
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--text-encoder", default="minilm")
     parser.set_defaults(func=_run_quickstart_command)
 

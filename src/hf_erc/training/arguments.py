@@ -53,11 +53,13 @@ class ERCModelArguments:
             "line, e.g. '{\"hidden_size\": 256, \"dropout\": 0.3}'."
         },
     )
-    stage: Literal["teacher", "student", "fusion", "full"] = field(
+    stage: Literal["teacher", "student", "text", "audio", "video", "kd", "fusion", "full"] = field(
         default="full",
         metadata={
-            "help": "Training stage of multi-stage models (TelME, MAGTKD): teacher, student (distilled from "
-            "--teacher_model_name_or_path) or fusion. Single-stage models (SDT, CMATH) use 'full'."
+            "help": "Training stage of multi-stage models. TelME: teacher, student (distilled from "
+            "--teacher_model_name_or_path) or fusion. MAGTKD: text, audio, video (cross-entropy), kd (an audio or "
+            "video model distilled from the text model --teacher_model_name_or_path) or fusion. Single-stage models "
+            "(SDT, CMATH) use 'full'."
         },
     )
     processor_name_or_path: str | None = field(
@@ -68,10 +70,15 @@ class ERCModelArguments:
         },
     )
     audio_student_name_or_path: str | None = field(
-        default=None, metadata={"help": "Fusion stage: the trained audio student checkpoint (TelME)."}
+        default=None,
+        metadata={"help": "Fusion stage: the trained audio student (TelME) or distilled audio model (MAGTKD)."},
     )
     video_student_name_or_path: str | None = field(
-        default=None, metadata={"help": "Fusion stage: the trained video student checkpoint (TelME)."}
+        default=None,
+        metadata={
+            "help": "Fusion stage: the trained video student (TelME) or video model (MAGTKD: the distilled one on "
+            "MELD, the stage-1 one on IEMOCAP)."
+        },
     )
 
     def __post_init__(self):

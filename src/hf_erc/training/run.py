@@ -19,6 +19,7 @@ confusion matrices to ``output_dir``.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import importlib
 import json
@@ -38,12 +39,15 @@ from transformers.utils import logging
 from ..teachers import TeacherPeftArguments
 from .arguments import DistillationArguments, ERCDataArguments, ERCModelArguments, ERCTrainingArguments
 from .stages import (
+    MAGTKD_FAMILY,
+    TELME_FAMILY,
     StageContext,
     StageSetup,
+    setup_magtkd_fusion,
+    setup_media_stage,
     setup_telme_fusion,
-    setup_telme_student,
-    setup_telme_teacher,
-    telme_preset,
+    setup_text_stage,
+    stage_preset,
 )
 from .trainer import ERCTrainer
 
@@ -73,8 +77,8 @@ class StageEntry:
 
     Args:
         model_class: the `PreTrainedModel` the stage trains, a class name in the family's module; or a mapping
-            modality -> class name for stages that train one model per modality (TelME's students: the
-            modality is the non-text one of ``--modalities``).
+            modality -> class name for stages that train one model per modality (TelME's students, MAGTKD's
+            audio/video/kd stages: the modality is the non-text one of ``--modalities``).
         setup: ``(StageContext) -> StageSetup``: builds the model (how it is initialised), the dataset view
             and the collator, and loads any teacher.
         data_view: what one training row is, for messages.
@@ -165,25 +169,59 @@ def setup_dialogue_stage(context: StageContext) -> StageSetup:
     )
 
 
-_TELME_MODULE = "hf_erc.models.telme"
+_MEDIA_STAGE_VIEW = "utterances with decoded audio or video"
+_TEXT_STAGE_VIEW = "utterances with dialogue context"
 
 MODEL_REGISTRY: dict[str, ModelEntry] = {
     "sdt": ModelEntry("hf_erc.models.sdt", "SDTConfig", "SDTForEmotionRecognition"),
     "cmath": ModelEntry("hf_erc.models.cmath", "CMATHConfig", "CMATHForEmotionRecognition"),
     "telme": ModelEntry(
-        _TELME_MODULE,
+        TELME_FAMILY.module,
         "TelMEConfig",
         "TelMEForEmotionRecognition",
-        preset_builder=telme_preset,
+        preset_builder=stage_preset,
         stages={
-            "teacher": StageEntry("TelMETextTeacher", setup_telme_teacher, "utterances with dialogue context"),
+            "teacher": StageEntry(
+                TELME_FAMILY.text_model, functools.partial(setup_text_stage, family=TELME_FAMILY), _TEXT_STAGE_VIEW
+            ),
             "student": StageEntry(
-                {"audio": "TelMEAudioStudent", "video": "TelMEVideoStudent"},
-                setup_telme_student,
-                "utterances with decoded audio or video",
+                {"audio": TELME_FAMILY.audio_model, "video": TELME_FAMILY.video_model},
+                functools.partial(setup_media_stage, family=TELME_FAMILY, distil=True),
+                _MEDIA_STAGE_VIEW,
             ),
             "fusion": StageEntry(
                 "TelMEForEmotionRecognition", setup_telme_fusion, "utterances with cached embeddings"
+            ),
+        },
+    ),
+    # MAGTKD (Li et al., IJCAI 2025): text, audio and video models (cross-entropy), kd (an audio or video model
+    # distilled from the frozen text model), fusion (dialogue-level, over the cached utterance embeddings).
+    "magtkd": ModelEntry(
+        MAGTKD_FAMILY.module,
+        "MAGTKDConfig",
+        "MAGTKDForEmotionRecognition",
+        preset_builder=stage_preset,
+        stages={
+            "text": StageEntry(
+                MAGTKD_FAMILY.text_model, functools.partial(setup_text_stage, family=MAGTKD_FAMILY), _TEXT_STAGE_VIEW
+            ),
+            "audio": StageEntry(
+                {"audio": MAGTKD_FAMILY.audio_model},
+                functools.partial(setup_media_stage, family=MAGTKD_FAMILY, distil=False),
+                _MEDIA_STAGE_VIEW,
+            ),
+            "video": StageEntry(
+                {"video": MAGTKD_FAMILY.video_model},
+                functools.partial(setup_media_stage, family=MAGTKD_FAMILY, distil=False),
+                _MEDIA_STAGE_VIEW,
+            ),
+            "kd": StageEntry(
+                {"audio": MAGTKD_FAMILY.audio_model, "video": MAGTKD_FAMILY.video_model},
+                functools.partial(setup_media_stage, family=MAGTKD_FAMILY, distil=True),
+                _MEDIA_STAGE_VIEW,
+            ),
+            "fusion": StageEntry(
+                "MAGTKDForEmotionRecognition", setup_magtkd_fusion, "dialogues of cached utterance embeddings"
             ),
         },
     ),

@@ -29,6 +29,12 @@ TelME (Yun et al., NAACL 2024) trains in three stages, each reading the checkpoi
     the checkpoints and the data) and the attention-based shifting fusion trains on them
     (:class:`TelMEEmbeddingCollator`). The final checkpoint is the whole model with its processor.
 
+MAGTKD (Li et al., IJCAI 2025) runs the same procedures on its own classes (:data:`MAGTKD_FAMILY`): ``text``
+(:func:`setup_text_stage`), ``audio``/``video`` (:func:`setup_media_stage` without a teacher: cross-entropy), ``kd``
+(:func:`setup_media_stage` distilled from the frozen text model), then ``fusion`` (:func:`setup_magtkd_fusion`):
+the dialogue-level :class:`~hf_erc.models.MAGTKDForEmotionRecognition` over the cached utterance embeddings of the
+three stage models, grouped into dialogues and batched by :class:`~hf_erc.data.collators.DialogueCollator`.
+
 Utterances whose media is missing (no path, file absent, ``has_audio``/``has_video`` false) or longer than the
 model's ``max_clip_seconds`` are left out of a student stage (counted in ``train_results.json`` and logged); a
 file that fails to decode during training is dropped from its batch with a warning naming it. The fusion stage
@@ -99,6 +105,34 @@ class StageSetup:
     unit: str = "utterances"
 
 
+@dataclass(frozen=True)
+class UtteranceModelFamily:
+    """The utterance-level stage models of a model family whose stages share one procedure (TelME, MAGTKD): the
+    prompted text model and the audio and video models, by class name in ``module``."""
+
+    name: str
+    module: str
+    text_model: str
+    audio_model: str
+    video_model: str
+
+    def classes(self) -> dict[str, type]:
+        """``{"text": ..., "audio": ..., "video": ...}``: the stage model classes."""
+        import importlib
+
+        module = importlib.import_module(self.module)
+        names = {"text": self.text_model, "audio": self.audio_model, "video": self.video_model}
+        return {modality: getattr(module, name) for modality, name in names.items()}
+
+
+TELME_FAMILY = UtteranceModelFamily(
+    "TelME", "hf_erc.models.telme", "TelMETextTeacher", "TelMEAudioStudent", "TelMEVideoStudent"
+)
+MAGTKD_FAMILY = UtteranceModelFamily(
+    "MAGTKD", "hf_erc.models.magtkd", "MAGTKDTextModel", "MAGTKDAudioModel", "MAGTKDVideoModel"
+)
+
+
 # ---- Utterance views ----------------------------------------------------------------------
 
 
@@ -154,19 +188,21 @@ def speaker_tokens(num_speaker_tokens: int, template: str = "<s{index}>") -> lis
 
 
 def load_teacher_tokenizer(name_or_path: str | None, num_speaker_tokens: int):
-    """The text teacher's tokenizer with the speaker tokens added as special tokens (TelME's ``<s1>``..)."""
+    """The text model's tokenizer with the speaker tokens added as special tokens (TelME's and MAGTKD's
+    ``<s1>``..)."""
     from transformers import AutoTokenizer
 
     from ..features.encoders import resolve_encoder_path
 
     if name_or_path is None:
         raise ValueError(
-            "The TelME text teacher needs a tokenizer: pass --model_name_or_path (a text encoder such as "
-            "roberta-large, or 'minilm') or --tokenizer_name_or_path (the teacher's tokenizer)."
+            "The text model's prompts (and the processor of the audio/video stages) need a tokenizer: pass "
+            "--model_name_or_path (a text encoder such as roberta-large, or 'minilm') or --tokenizer_name_or_path "
+            "(the text model's tokenizer)."
         )
     tokenizer = AutoTokenizer.from_pretrained(resolve_encoder_path(name_or_path))
     if tokenizer.mask_token_id is None or tokenizer.pad_token_id is None:
-        raise ValueError(f"The tokenizer of {name_or_path} has no mask or pad token; TelME's prompt needs both.")
+        raise ValueError(f"The tokenizer of {name_or_path} has no mask or pad token; the prompt needs both.")
     missing = [token for token in speaker_tokens(num_speaker_tokens) if token not in tokenizer.get_vocab()]
     if missing:
         tokenizer.add_special_tokens({"extra_special_tokens": missing}, replace_extra_special_tokens=False)
@@ -282,9 +318,9 @@ def _is_checkpoint_of(name_or_path: str, model_class) -> bool:
 
 
 def build_stage_model(context: StageContext, name_or_path: str | None, **config_fields):
-    """A TelME stage model: a checkpoint of that stage, or a pretrained encoder with a fresh head
+    """A stage model (TelME, MAGTKD): a checkpoint of that stage, or a pretrained encoder with a fresh head
     (``from_encoder_pretrained``), or (no path) the dataset preset with ``--config_overrides``."""
-    import hf_erc.models  # noqa: F401  (registers the TelME configurations with AutoConfig)
+    import hf_erc.models  # noqa: F401  (registers the stage configurations with AutoConfig)
 
     model_class = context.model_class
     overrides = dict(context.model_args.config_overrides)
@@ -307,7 +343,7 @@ def _load_stage_checkpoint(path: str | None, model_class, what: str):
         raise ValueError(f"This stage needs {what}.")
     if not _is_checkpoint_of(path, model_class):
         raise ValueError(
-            f"{path} is not a {model_class.__name__} checkpoint ({what}): pass the output_dir of that TelME stage."
+            f"{path} is not a {model_class.__name__} checkpoint ({what}): pass the output_dir of that stage."
         )
     return model_class.from_pretrained(path)
 
@@ -623,11 +659,12 @@ def _add_vector_column(dataset, name: str, values):
     return dataset.add_column(name, _float_lists(values), feature=List(Value("float32")))
 
 
-# ---- TelME stages -------------------------------------------------------------------------
+# ---- Stages of the utterance-level families (TelME, MAGTKD) --------------------------------
 
 
-def setup_telme_teacher(context: StageContext) -> StageSetup:
-    """Stage 1: the text teacher, cross-entropy on prompted dialogue contexts, optionally with PEFT."""
+def setup_text_stage(context: StageContext, family: UtteranceModelFamily = TELME_FAMILY) -> StageSetup:
+    """The prompted text model (TelME's teacher, MAGTKD's text model): cross-entropy on dialogue contexts ending in
+    the prompt, optionally with a PEFT method (folded into a plain model before the final save)."""
     from ..data.collators import UtteranceCollator
     from ..teachers import PREPENDING_METHODS, apply_peft, fold_peft
 
@@ -664,11 +701,11 @@ def setup_telme_teacher(context: StageContext) -> StageSetup:
     )
 
 
-def _student_modality(data_args) -> str:
+def _media_modality(data_args, stage: str) -> str:
     modalities = [modality for modality in data_args.modalities if modality != "text"]
     if len(modalities) != 1 or len(data_args.modalities) != 1:
         raise ValueError(
-            f"--stage student trains one student: pass --modalities audio or --modalities video (got "
+            f"--stage {stage} trains one audio or video model: pass --modalities audio or --modalities video (got "
             f"{data_args.modalities})."
         )
     return modalities[0]
@@ -680,29 +717,80 @@ def _teacher_text_view(teacher, tokenizer, data_args):
     return UtteranceCollator(tokenizer, max_length=text_max_length(data_args, teacher.config))
 
 
-def setup_telme_student(context: StageContext) -> StageSetup:
-    """Stage 2: one student (audio or video) distilled from the frozen text teacher."""
+def _media_views(data_args, modality: str, max_clip_seconds, context_turns: bool):
+    """Per split, the utterance rows that have ``modality`` (media columns added); and how many were skipped."""
+    datasets, metrics = {}, {}
+    media_columns = (f"{modality}_path", f"has_{modality}", "start", "end")
+    for split, dataset in load_utterance_splits(data_args).items():
+        if context_turns:
+            view = with_dialogue_context(dataset, data_args.max_context_turns, extra_columns=media_columns)
+        else:
+            keep = [name for name in (*UTTERANCE_COLUMNS, *media_columns) if name in dataset.column_names]
+            view = dataset.select_columns(keep).add_column("row", np.arange(len(dataset), dtype=np.int64))
+        view, skipped = with_media(view, modality, max_clip_seconds)
+        total = sum(skipped.values())
+        metrics[f"{split}_utterances_skipped"] = total
+        if split == "train":
+            metrics.update({f"train_skipped_{reason}": count for reason, count in skipped.items()})
+        logger.warning(
+            f"{modality} model, {split}: {len(view)} utterances with {modality}, {total} skipped "
+            f"({', '.join(f'{reason}: {count}' for reason, count in skipped.items())})."
+        )
+        if len(view) == 0:
+            raise ValueError(
+                f"No {split} utterance of {data_args.data_dir} has usable {modality}: point --data_dir to a release "
+                f"with the media files, or train the {modality} model on another dataset."
+            )
+        if modality == "audio" and "start" in view.column_names:
+            # Bucket clips of similar duration (less padding); video clips all give the same number of frames.
+            durations = [
+                0 if a is None or b is None else int(100 * (b - a)) for a, b in zip(view["start"], view["end"])
+            ]
+            if any(durations):
+                view = _add_length(view, durations)
+        datasets[split] = view.remove_columns([c for c in media_columns if c in view.column_names])
+    return datasets, metrics
+
+
+def setup_media_stage(
+    context: StageContext, family: UtteranceModelFamily = TELME_FAMILY, distil: bool = True
+) -> StageSetup:
+    """One audio or video model on the utterances that have that modality, decoded from the media files.
+
+    ``distil`` (TelME's ``student``, MAGTKD's ``kd``): distilled from the family's frozen text model
+    ``--teacher_model_name_or_path`` by ``ERCTrainer`` (response KD on the logits, feature KD on
+    ``utterance_embeddings``, weights from ``DistillationArguments``), from its cached outputs by default.
+    Otherwise (MAGTKD's ``audio``/``video``): the model's own cross-entropy only; the tokenizer of the processor
+    saved with the model comes from ``--tokenizer_name_or_path``.
+    """
     from ..features.extract import _cached_dense
-    from ..models.telme import TelMETextTeacher
 
     model_args, data_args, distillation_args = (context.model_args, context.data_args, context.distillation_args)
-    modality = _student_modality(data_args)
-    teacher_path = distillation_args.teacher_model_name_or_path
-    teacher = _load_stage_checkpoint(
-        teacher_path, TelMETextTeacher, "--teacher_model_name_or_path (a trained teacher)"
-    )
+    modality = _media_modality(data_args, model_args.stage)
     model = build_stage_model(context, model_args.model_name_or_path)
-    _check_labels(model, teacher, f"the teacher {teacher_path}")
-    student_size = getattr(model.config, f"{modality}_config").hidden_size
-    if distillation_args.feature_kd_weight and student_size != teacher.config.projection_size:
+    teacher_path = distillation_args.teacher_model_name_or_path
+    teacher = None
+    if distil:
+        teacher = _load_stage_checkpoint(
+            teacher_path, family.classes()["text"], "--teacher_model_name_or_path (a trained text model)"
+        )
+        _check_labels(model, teacher, f"the teacher {teacher_path}")
+        student_size = getattr(model.config, f"{modality}_config").hidden_size
+        if distillation_args.feature_kd_weight and student_size != teacher.config.projection_size:
+            raise ValueError(
+                f"Feature KD compares the {modality} model's {student_size}-d embeddings with the teacher's "
+                f"{teacher.config.projection_size}-d ones: train the teacher with projection_size={student_size}."
+            )
+    elif teacher_path is not None:
         raise ValueError(
-            f"Feature KD compares the {modality} student's {student_size}-d embeddings with the teacher's "
-            f"{teacher.config.projection_size}-d ones: train the teacher with projection_size={student_size}."
+            f"--stage {model_args.stage} trains with cross-entropy only: drop --teacher_model_name_or_path (the "
+            "distillation stage reads it)."
         )
     tokenizer = load_teacher_tokenizer(
-        context.peft_args.tokenizer_name_or_path or teacher_path, teacher.config.num_speaker_tokens
+        context.peft_args.tokenizer_name_or_path or teacher_path,
+        (teacher or model).config.num_speaker_tokens,
     )
-    text_collator = _teacher_text_view(teacher, tokenizer, data_args)
+    text_collator = _teacher_text_view(teacher or model, tokenizer, data_args)
     source = model_args.processor_name_or_path or (
         _resolved(model_args.model_name_or_path) if model_args.model_name_or_path else None
     )
@@ -713,40 +801,11 @@ def setup_telme_student(context: StageContext) -> StageSetup:
         audio_source=source if modality == "audio" else None,
         video_source=source if modality == "video" else None,
     )
-
-    datasets, metrics = {}, {}
-    for split, dataset in load_utterance_splits(data_args).items():
-        view = with_dialogue_context(
-            dataset, data_args.max_context_turns, extra_columns=(f"{modality}_path", f"has_{modality}", "start", "end")
-        )
-        view, skipped = with_media(view, modality, model.config.max_clip_seconds)
-        total = sum(skipped.values())
-        metrics[f"{split}_utterances_skipped"] = total
-        if split == "train":
-            metrics.update({f"train_skipped_{reason}": count for reason, count in skipped.items()})
-        logger.warning(
-            f"{modality} student, {split}: {len(view)} utterances with {modality}, {total} skipped "
-            f"({', '.join(f'{reason}: {count}' for reason, count in skipped.items())})."
-        )
-        if len(view) == 0:
-            raise ValueError(
-                f"No {split} utterance of {data_args.data_dir} has usable {modality}: point --data_dir to a release "
-                f"with the media files, or train the {modality} student on another dataset."
-            )
-        if modality == "audio" and "start" in view.column_names:
-            # Bucket clips of similar duration (less padding); video clips all give the same number of frames.
-            durations = [
-                0 if a is None or b is None else int(100 * (b - a)) for a, b in zip(view["start"], view["end"])
-            ]
-            if any(durations):
-                view = _add_length(view, durations)
-        view = view.remove_columns(
-            [c for c in (f"{modality}_path", f"has_{modality}", "start", "end") if c in view.column_names]
-        )
-        datasets[split] = view
+    datasets, metrics = _media_views(data_args, modality, model.config.max_clip_seconds, context_turns=distil)
 
     live_teacher = None
-    if distillation_args.cache_teacher_outputs:
+    collator = TelMEMediaCollator(modality, processor)
+    if distil and distillation_args.cache_teacher_outputs:
         train = datasets["train"]
         key = "teacher-" + cache_key(
             _checkpoint_identity(teacher_path),
@@ -762,8 +821,7 @@ def setup_telme_student(context: StageContext) -> StageSetup:
         num_labels = teacher.config.num_labels
         train = _add_vector_column(train, "teacher_logits", list(outputs[:, :num_labels]))
         datasets["train"] = _add_vector_column(train, "teacher_utterance_embeddings", list(outputs[:, num_labels:]))
-        collator = TelMEMediaCollator(modality, processor)
-    else:
+    elif distil:
         live_teacher = teacher
         collator = TelMEMediaCollator(modality, processor, teacher_collator=text_collator)
     return StageSetup(
@@ -776,11 +834,61 @@ def setup_telme_student(context: StageContext) -> StageSetup:
     )
 
 
-def setup_telme_fusion(context: StageContext) -> StageSetup:
-    """Stage 3: the fusion over the frozen teacher's and students' embeddings, computed once and cached."""
-    from ..data.collators import UtteranceCollator
+def _no_encoder_overrides(model_args, what: str) -> None:
+    encoder_overrides = sorted(set(model_args.config_overrides) & {"text_config", "audio_config", "video_config"})
+    if encoder_overrides:
+        raise ValueError(
+            f"--config_overrides sets {encoder_overrides}, but the fusion stage takes the encoders from the stage "
+            f"checkpoints: override only fusion settings ({what})."
+        )
+
+
+def utterance_embedding_columns(context, view, split, text_model, media_models, text_collator, processor, checkpoints):
+    """``{"text_embeddings": [...], "<m>_embeddings": [...]}`` over the rows of an utterance view (with dialogue
+    context and media columns): the frozen models' utterance embeddings, computed once and cached on disk (keyed by
+    the checkpoints and the data); ``None`` where an utterance has no usable medium. Returns the columns and the
+    number of utterances with each medium."""
     from ..features.extract import _cached_dense, _cached_optional
-    from ..models.telme import TelMEAudioStudent, TelMETextTeacher, TelMEVideoStudent
+
+    cache_dir = embedding_cache_dir(context.data_args)
+    text_key = "text-" + cache_key(
+        checkpoints["text"], text_collator.max_length,
+        _rows_identity(view, ("dialogue_id", "turn", "speaker", "text", "context_speakers", "context_texts")),
+    )  # fmt: skip
+    counts = {}
+    with context.training_args.main_process_first(desc=f"{split} embeddings"):
+        text = _cached_dense(
+            cache_dir,
+            text_key,
+            lambda: compute_text_outputs(text_model, view, text_collator, context.training_args),
+        )[:, text_model.config.num_labels :]
+        columns = {"text_embeddings": list(text)}
+        for modality, model in media_models.items():
+            media, _ = with_media(view, modality, model.config.max_clip_seconds)
+            key = f"{modality}-" + cache_key(
+                checkpoints[modality], _media_identity(media), _processor_identity(processor)
+            )
+            computed = _cached_optional(
+                cache_dir,
+                key,
+                lambda model=model, media=media, modality=modality: compute_media_embeddings(
+                    model, media, modality, processor, context.training_args
+                ),
+            )
+            values: list = [None] * len(view)
+            for row, vector in zip(media["row"], computed):
+                values[int(row)] = vector
+            columns[f"{modality}_embeddings"] = values
+            counts[modality] = sum(vector is not None for vector in values)
+    return columns, counts
+
+
+_MEDIA_COLUMNS_OF_FUSION = ("audio_path", "has_audio", "video_path", "has_video", "start", "end")
+
+
+def setup_telme_fusion(context: StageContext) -> StageSetup:
+    """TelME stage 3: the fusion over the frozen teacher's and students' embeddings, computed once and cached."""
+    from ..data.collators import UtteranceCollator
 
     model_args, data_args = context.model_args, context.data_args
     paths = {
@@ -788,20 +896,8 @@ def setup_telme_fusion(context: StageContext) -> StageSetup:
         "audio": model_args.audio_student_name_or_path,
         "video": model_args.video_student_name_or_path,
     }
-    classes = {"text": TelMETextTeacher, "audio": TelMEAudioStudent, "video": TelMEVideoStudent}
-    options = {
-        "text": "--teacher_model_name_or_path",
-        "audio": "--audio_student_name_or_path",
-        "video": "--video_student_name_or_path",
-    }
-    for modality, path in paths.items():
-        _load_stage_checkpoint(path, classes[modality], f"{options[modality]} (the trained {modality} stage)")
-    encoder_overrides = sorted(set(model_args.config_overrides) & {"text_config", "audio_config", "video_config"})
-    if encoder_overrides:
-        raise ValueError(
-            f"--config_overrides sets {encoder_overrides}, but the fusion stage takes the encoders from the stage "
-            "checkpoints: override only fusion settings (fusion_beta_shift, fusion_dropout, ...)."
-        )
+    _check_stage_paths(paths, TELME_FAMILY)
+    _no_encoder_overrides(model_args, "fusion_beta_shift, fusion_dropout, ...")
     model = context.model_class.from_stage_checkpoints(
         paths["text"], paths["audio"], paths["video"], **dict(model_args.config_overrides)
     )
@@ -813,42 +909,16 @@ def setup_telme_fusion(context: StageContext) -> StageSetup:
     processor = build_telme_processor(
         tokenizer, model.config, text_collator.max_length, audio_source=paths["audio"], video_source=paths["video"]
     )
-    cache_dir = embedding_cache_dir(data_args)
     checkpoints = {modality: _checkpoint_identity(path) for modality, path in paths.items()}
     students = {"audio": model.audio_student, "video": model.video_student}
 
     datasets, metrics = {}, {}
     for split, dataset in load_utterance_splits(data_args).items():
-        extra = ("audio_path", "has_audio", "video_path", "has_video", "start", "end")
-        view = with_dialogue_context(dataset, data_args.max_context_turns, extra_columns=extra)
-        text_key = "text-" + cache_key(
-            checkpoints["text"], text_collator.max_length,
-            _rows_identity(view, ("dialogue_id", "turn", "speaker", "text", "context_speakers", "context_texts")),
-        )  # fmt: skip
-        with context.training_args.main_process_first(desc=f"{split} embeddings"):
-            text = _cached_dense(
-                cache_dir,
-                text_key,
-                lambda view=view: compute_text_outputs(model.text_teacher, view, text_collator, context.training_args),
-            )[:, model.config.num_labels :]
-            columns = {"text_embeddings": list(text)}
-            for modality, student in students.items():
-                media, _ = with_media(view, modality, model.config.max_clip_seconds)
-                key = f"{modality}-" + cache_key(
-                    checkpoints[modality], _media_identity(media), _processor_identity(processor)
-                )
-                computed = _cached_optional(
-                    cache_dir,
-                    key,
-                    lambda student=student, media=media, modality=modality: compute_media_embeddings(
-                        student, media, modality, processor, context.training_args
-                    ),
-                )
-                values: list = [None] * len(view)
-                for row, vector in zip(media["row"], computed):
-                    values[int(row)] = vector
-                columns[f"{modality}_embeddings"] = values
-                metrics[f"{split}_utterances_with_{modality}"] = sum(vector is not None for vector in values)
+        view = with_dialogue_context(dataset, data_args.max_context_turns, extra_columns=_MEDIA_COLUMNS_OF_FUSION)
+        columns, counts = utterance_embedding_columns(
+            context, view, split, model.text_teacher, students, text_collator, processor, checkpoints
+        )
+        metrics.update({f"{split}_utterances_with_{modality}": count for modality, count in counts.items()})
         view = view.select_columns(["dialogue_id", "turn", "emotion", "row"])
         for name, values in columns.items():
             view = _add_vector_column(view, name, values)
@@ -861,6 +931,104 @@ def setup_telme_fusion(context: StageContext) -> StageSetup:
     )
 
 
-def telme_preset(config_class, preset: str, modalities: Sequence[str], overrides: Mapping[str, Any]):
-    """TelME's dataset preset (its configuration has no modality field: each stage reads its own)."""
+def _check_stage_paths(paths: Mapping[str, str | None], family: UtteranceModelFamily) -> dict[str, Any]:
+    """Each stage checkpoint loaded as its family's class (a clear error when a path is missing or of another
+    stage)."""
+    classes = family.classes()
+    options = {
+        "text": "--teacher_model_name_or_path",
+        "audio": "--audio_student_name_or_path",
+        "video": "--video_student_name_or_path",
+    }
+    return {
+        modality: _load_stage_checkpoint(path, classes[modality], f"{options[modality]} (the trained {modality} stage)")
+        for modality, path in paths.items()
+    }
+
+
+# Settings of MAGTKD's unimodal stages that the fusion's configuration records from the text model.
+_MAGTKD_STAGE_FIELDS = (
+    "projection_size",
+    "text_num_virtual_tokens",
+    "num_speaker_tokens",
+    "text_max_length",
+    "audio_sampling_rate",
+    "audio_max_seconds",
+    "max_clip_seconds",
+)
+
+
+def setup_magtkd_fusion(context: StageContext) -> StageSetup:
+    """MAGTKD's fusion: the dialogue-level anchor gated transformer over cached 768-d utterance embeddings of the
+    frozen text model and the (distilled) audio and video models, computed once per split and cached on disk."""
+    from ..data.collators import DialogueCollator, UtteranceCollator
+    from ..data.dialogues import group_dialogues
+
+    model_args, data_args = context.model_args, context.data_args
+    modalities = list(data_args.modalities)
+    if "text" not in modalities:
+        raise ValueError(f"MAGTKD's fusion is anchored on text: --modalities must include text (got {modalities}).")
+    paths = {"text": context.distillation_args.teacher_model_name_or_path}
+    paths.update({m: getattr(model_args, f"{m}_student_name_or_path") for m in modalities if m != "text"})
+    stage_models = _check_stage_paths(paths, MAGTKD_FAMILY)
+    text_model = stage_models["text"]
+    for modality, stage_model in stage_models.items():
+        if modality != "text":
+            _check_labels(stage_model, text_model, f"the text model {paths['text']}")
+        stage_model.requires_grad_(False).eval()
+    _no_encoder_overrides(model_args, "hidden_size, dropout, loss weights, ...")
+    # The fusion's configuration records the encoders it was trained over (it has no input projection).
+    encoders = {f"{m}_config": getattr(stage_models.get(m, text_model).config, f"{m}_config") for m in ("text", "audio", "video")}
+    stage_fields = {name: getattr(text_model.config, name) for name in _MAGTKD_STAGE_FIELDS}
+    config = context.config_class.for_dataset(
+        model_args.preset or data_args.dataset_name,
+        modalities=modalities,
+        **{**stage_fields, **encoders, **dict(model_args.config_overrides)},
+    )
+    sizes = {"text": text_model.config.projection_size}
+    sizes.update({m: getattr(stage_models[m].config, f"{m}_config").hidden_size for m in modalities if m != "text"})
+    wrong = {m: size for m, size in sizes.items() if size != config.hidden_size}
+    if wrong:
+        raise ValueError(
+            f"MAGTKD's fusion reads {config.hidden_size}-d utterance features (hidden_size, no input projection) but "
+            f"the stage models give {wrong}: set config_overrides hidden_size to their size."
+        )
+    model = context.model_class(config)
+
+    tokenizer = load_teacher_tokenizer(
+        context.peft_args.tokenizer_name_or_path or paths["text"], text_model.config.num_speaker_tokens
+    )
+    text_collator = UtteranceCollator(tokenizer, max_length=text_max_length(data_args, text_model.config))
+    media_models = {m: stage_models[m] for m in modalities if m != "text"}
+    processor = build_telme_processor(
+        tokenizer, text_model.config, text_collator.max_length,
+        audio_source=paths.get("audio"), video_source=paths.get("video"),
+    )  # fmt: skip
+    checkpoints = {modality: _checkpoint_identity(path) for modality, path in paths.items()}
+
+    datasets, metrics = {}, {}
+    for split, dataset in load_utterance_splits(data_args).items():
+        view = with_dialogue_context(dataset, data_args.max_context_turns, extra_columns=_MEDIA_COLUMNS_OF_FUSION)
+        columns, counts = utterance_embedding_columns(
+            context, view, split, text_model, media_models, text_collator, processor, checkpoints
+        )
+        metrics.update({f"{split}_utterances_with_{modality}": count for modality, count in counts.items()})
+        metrics[f"{split}_utterances"] = len(view)
+        view = view.select_columns(["dialogue_id", "turn", "speaker", "emotion"])
+        for name, values in columns.items():
+            view = _add_vector_column(view, name.replace("_embeddings", "_features"), values)
+        columns = ["dialogue_id", "turn", "speaker", "emotion", *(f"{m}_features" for m in modalities)]
+        datasets[split] = group_dialogues(view, columns=columns)
+    collator = DialogueCollator(
+        modalities=modalities,
+        feature_dims=sizes,
+        speaker_vocab=config.speaker_vocab,
+        num_speakers=config.num_speakers,
+    )
+    return StageSetup(model=model, datasets=datasets, data_collator=collator, metrics=metrics, unit="dialogues")
+
+
+def stage_preset(config_class, preset: str, modalities: Sequence[str], overrides: Mapping[str, Any]):
+    """The dataset preset of an utterance-level stage model (TelME, MAGTKD): its configuration has no modality
+    field to set (each stage model reads its own modality)."""
     return config_class.for_dataset(preset, **overrides)

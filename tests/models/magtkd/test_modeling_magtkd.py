@@ -448,6 +448,32 @@ def test_unimodal_models_from_tiny_pretrained_encoders(tmp_path):
         assert fusion.eval()(**features, speaker_ids=torch.tensor([[0, 1]])).logits.shape == (1, 2, 6)
 
 
+@torch.no_grad()
+def test_bert_family_text_model(tmp_path):
+    """A BERT-family encoder stands in for RoBERTa: built from its config dict, positions from 0, left padding
+    moves nothing, and the stage checkpoint reloads as BERT."""
+    torch.manual_seed(0)
+    text_config = {
+        "model_type": "bert", "vocab_size": 30, "hidden_size": 16, "num_hidden_layers": 1,
+        "num_attention_heads": 2, "intermediate_size": 32, "max_position_embeddings": 40,
+    }  # fmt: skip
+    config = MAGTKDConfig.for_dataset("meld", text_config=text_config, projection_size=16, text_max_length=32)
+    model = MAGTKDTextModel(config).eval()
+    assert type(model.encoder).__name__ == "BertModel" and model.encoder.pooler is None
+    assert config.text_first_position == 0 and config.max_text_positions == 40
+    tokens = torch.tensor([[5, 7, 9, 12, 3]])
+    alone = model(input_ids=tokens, attention_mask=torch.ones_like(tokens))
+    padded_ids = torch.tensor([[0, 0, 0, 5, 7, 9, 12, 3], [4, 6, 8, 10, 11, 5, 6, 3]])
+    padded_mask = (torch.arange(8) >= torch.tensor([[3], [0]])).long()
+    torch.testing.assert_close(model(input_ids=padded_ids, attention_mask=padded_mask).logits[:1], alone.logits)
+    shifted = model.encoder(input_ids=tokens, position_ids=torch.arange(1, 6)[None]).last_hidden_state[:, -1]
+    assert not torch.allclose(model.projection(shifted), alone.utterance_embeddings, atol=1e-4)
+    model.save_pretrained(tmp_path)
+    reloaded = AutoModel.from_pretrained(tmp_path).eval()
+    assert reloaded.config.text_config.model_type == "bert"
+    torch.testing.assert_close(reloaded(input_ids=tokens).logits, alone.logits)
+
+
 def test_registration_survives_reimport():
     importlib.reload(hf_erc.models)
     model = AutoModel.from_config(tiny_config())
@@ -472,7 +498,8 @@ def _resolve(dotted):
             continue
     for part in parts[split:]:
         obj = getattr(obj, part)
-    return obj
+    # A property's source is its getter's (decorator included).
+    return obj.fget if isinstance(obj, property) else obj
 
 
 @pytest.mark.parametrize(

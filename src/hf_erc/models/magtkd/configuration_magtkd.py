@@ -37,12 +37,7 @@ pretrained TimeSformer (the stage-1 video model is not loaded). The fusion reads
 video features on IEMOCAP.
 """
 
-from transformers import (
-    Data2VecAudioConfig,
-    PretrainedConfig,
-    RobertaConfig,
-    TimesformerConfig,
-)
+from transformers import AutoConfig, Data2VecAudioConfig, PretrainedConfig, RobertaConfig, TimesformerConfig
 
 MAGTKD_MODALITIES = ("text", "audio", "video")
 
@@ -138,6 +133,7 @@ _DATASET_PRESETS = {
         "audio_loss_weight": 0.01,
         "video_loss_weight": 0.08,
         "feature_distillation_weight": 0.0,
+        "max_clip_seconds": 30.0,
     },
     "iemocap": {
         # Speakers numbered by order of first appearance in the dialogue (preprocessing.py), two per dialogue.
@@ -146,19 +142,34 @@ _DATASET_PRESETS = {
         "audio_loss_weight": 0.7,
         "video_loss_weight": 0.8,
         "feature_distillation_weight": 1.0,
+        "max_clip_seconds": None,
     },
 }
 
 
+# Text encoders whose position ids start at `pad_token_id + 1` (RoBERTa's numbering); the others (BERT, MiniLM,
+# ELECTRA, ...) number positions from 0.
+_PADDING_OFFSET_POSITION_MODELS = ("roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "data2vec-text")
+
+
+# Copied from hf_erc.models.telme.configuration_telme._sub_config
 def _sub_config(value, config_class, defaults=None):
-    """A sub-config from `None` (defaults), a dict (as read from JSON) or a config instance (kept as is)."""
+    """A sub-config from `None` (defaults), a dict (as read from JSON) or a config instance (kept as is).
+
+    A dict naming another `model_type` than `config_class`'s (e.g. a BERT text encoder) builds that model type's
+    configuration, without the defaults.
+    """
     if isinstance(value, PretrainedConfig):
         return value
+    if isinstance(value, dict) and value.get("model_type") not in (None, config_class.model_type):
+        settings = {key: item for key, item in value.items() if key not in ("model_type", "transformers_version")}
+        return AutoConfig.for_model(value["model_type"], **settings)
     settings = dict(defaults or {})
     if value is not None:
         if not isinstance(value, dict):
             raise TypeError(f"Expected a dict or a {config_class.__name__}, got {type(value).__name__}.")
-        settings.update({key: item for key, item in value.items() if key not in ("model_type", "transformers_version")})
+        ignored = ("model_type", "transformers_version")
+        settings.update({key: item for key, item in value.items() if key not in ignored})
     return config_class(**settings)
 
 
@@ -173,7 +184,8 @@ class MAGTKDConfig(PretrainedConfig):
     Args:
         text_config (`RobertaConfig` or `dict`, *optional*):
             The text model's encoder. Defaults to roberta-large with 9 extra embedding rows for the speaker tokens
-            `<s1>`..`<s9>` (vocabulary 50274).
+            `<s1>`..`<s9>` (vocabulary 50274). Another encoder-only text model (e.g. a BERT-family `BertConfig`, or
+            a dict with its `model_type`) can stand in for RoBERTa.
         audio_config (`Data2VecAudioConfig` or `dict`, *optional*):
             The audio model's encoder. Defaults to data2vec-audio-base-960h with `mask_time_length=3`.
         video_config (`TimesformerConfig` or `dict`, *optional*):
@@ -188,6 +200,13 @@ class MAGTKDConfig(PretrainedConfig):
             Number of speaker marker tokens added to the tokenizer.
         text_max_length (`int`, *optional*, defaults to 512):
             Most tokens of one text-model input, the appended `<mask>` included (the reference keeps the last 511).
+        audio_sampling_rate (`int`, *optional*, defaults to 16000):
+            Sampling rate the audio model expects (data2vec-audio is trained on 16 kHz speech).
+        audio_max_seconds (`float`, *optional*, defaults to 25.0):
+            Longest audio input; longer waveforms keep their *last* `audio_max_seconds` (TelME's data pipeline,
+            which the reference's unimodal stages share).
+        max_clip_seconds (`float`, *optional*, defaults to 30.0):
+            Clips longer than this have no usable audio and video (MELD 30; `None` keeps every clip, IEMOCAP).
         modalities (`list[str]`, *optional*, defaults to `["text", "audio", "video"]`):
             The modalities the fusion reads: `"text"` (the anchor, required) and any of `"audio"`, `"video"`.
         hidden_size (`int`, *optional*, defaults to 768):
@@ -269,6 +288,9 @@ class MAGTKDConfig(PretrainedConfig):
         text_num_virtual_tokens=0,
         num_speaker_tokens=MAGTKD_NUM_SPEAKER_TOKENS,
         text_max_length=512,
+        audio_sampling_rate=16000,
+        audio_max_seconds=25.0,
+        max_clip_seconds=30.0,
         modalities=MAGTKD_MODALITIES,
         hidden_size=768,
         num_attention_heads=8,
@@ -297,6 +319,9 @@ class MAGTKDConfig(PretrainedConfig):
         self.text_num_virtual_tokens = text_num_virtual_tokens
         self.num_speaker_tokens = num_speaker_tokens
         self.text_max_length = text_max_length
+        self.audio_sampling_rate = audio_sampling_rate
+        self.audio_max_seconds = float(audio_max_seconds)
+        self.max_clip_seconds = None if max_clip_seconds is None else float(max_clip_seconds)
         if isinstance(modalities, str):
             modalities = [modalities]
         unknown = [modality for modality in modalities if modality not in MAGTKD_MODALITIES]
@@ -367,11 +392,37 @@ class MAGTKDConfig(PretrainedConfig):
                 output[name]["dtype"] = output["dtype"]
         return output
 
+    def feature_dim(self, modality):
+        """Size of the fusion's input feature of `modality`: `hidden_size` for every modality (no input projection)."""
+        if modality not in self.modalities:
+            raise ValueError(f"This MAGTKD fusion reads {self.modalities}, not {modality!r}.")
+        return self.hidden_size
+
+    # Copied from hf_erc.models.telme.configuration_telme.TelMEConfig.video_num_frames
+    @property
+    def video_num_frames(self):
+        """Frames per video clip the video student reads (the reference: 8)."""
+        return self.video_config.num_frames
+
+    # Copied from hf_erc.models.telme.configuration_telme.TelMEConfig.video_frame_size
+    @property
+    def video_frame_size(self):
+        """Height and width of each video frame after cropping (the reference: 224)."""
+        return self.video_config.image_size
+
+    # Copied from hf_erc.models.telme.configuration_telme.TelMEConfig.text_first_position with TelME->MAGTKD
+    @property
+    def text_first_position(self):
+        """Position id of a sequence's first token: `pad_token_id + 1` for RoBERTa-family encoders, 0 otherwise."""
+        if self.text_config.model_type in _PADDING_OFFSET_POSITION_MODELS:
+            return self.text_config.pad_token_id + 1
+        return 0
+
+    # Copied from hf_erc.models.telme.configuration_telme.TelMEConfig.max_text_positions with TelME->MAGTKD
     @property
     def max_text_positions(self):
-        """Longest text input (virtual tokens included) the RoBERTa position embeddings cover."""
-        # RoBERTa numbers positions from padding_idx + 1.
-        return self.text_config.max_position_embeddings - self.text_config.pad_token_id - 1
+        """Longest text input (virtual tokens included) the text encoder's position embeddings cover."""
+        return self.text_config.max_position_embeddings - self.text_first_position
 
     @classmethod
     def for_dataset(cls, dataset, **overrides):

@@ -76,13 +76,14 @@ differs on purpose:
   architecture and losses follow the released code.
 """
 
+import inspect
 import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import Data2VecAudioModel, PreTrainedModel, RobertaModel, TimesformerModel
+from transformers import AutoConfig, AutoModel, Data2VecAudioModel, PreTrainedModel, TimesformerModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
@@ -354,6 +355,23 @@ class MAGTKDPreTrainedModel(PreTrainedModel):
         elif isinstance(module, MAGTKDTextModel) and module.virtual_token_embeddings is not None:
             init.normal_(module.virtual_token_embeddings, mean=0.0, std=self.config.text_config.initializer_range)
 
+    # Copied from hf_erc.models.telme.modeling_telme.TelMEPreTrainedModel.from_encoder_pretrained with TelME->MAGTKD, TextTeacher->TextModel
+    @classmethod
+    def from_encoder_pretrained(cls, name_or_path, dataset="meld", **config_overrides):
+        r"""
+        A stage model (teacher or student) whose encoder starts from a pretrained checkpoint (e.g. `"roberta-large"`
+        for [`MAGTKDTextModel`]), with [`MAGTKDConfig.for_dataset`]`(dataset, **config_overrides)` for the rest; the
+        head is freshly initialised. See [`MAGTKDForEmotionRecognition.from_encoders_pretrained`].
+        """
+        modality = getattr(cls, "modality", None)
+        if modality is None:
+            raise TypeError(f"{cls.__name__} has no single encoder: use from_encoders_pretrained.")
+        encoder = _load_pretrained_encoder(modality, name_or_path, config_overrides)
+        config = cls.config_class.for_dataset(dataset, **{f"{modality}_config": encoder.config}, **config_overrides)
+        model = cls(config)
+        model.encoder.load_state_dict(encoder.state_dict())
+        return model
+
     # Copied from hf_erc.models.telme.modeling_telme.TelMEPreTrainedModel._stage_config with TelME->MAGTKD
     @staticmethod
     def _stage_config(config, config_class):
@@ -379,7 +397,7 @@ class MAGTKDTextModel(MAGTKDPreTrainedModel):
         config = self._stage_config(config, MAGTKDTextModelConfig)
         super().__init__(config)
         text_config = config.text_config
-        self.encoder = RobertaModel(text_config, add_pooling_layer=False)
+        self.encoder = AutoModel.from_config(text_config, **_without_pooler(text_config))
         if config.text_num_virtual_tokens > 0:
             self.virtual_token_embeddings = nn.Parameter(
                 torch.empty(config.text_num_virtual_tokens, text_config.hidden_size)
@@ -421,9 +439,12 @@ class MAGTKDTextModel(MAGTKDPreTrainedModel):
             attention_mask = torch.cat(
                 [attention_mask.new_ones(batch_size, num_virtual), attention_mask], dim=1
             )
-        # RoBERTa's positions: padding_idx + 1, 2, ... over the attended tokens, padding_idx on padding.
-        padding_idx = self.config.text_config.pad_token_id
-        position_ids = torch.cumsum(attention_mask, dim=1) * attention_mask + padding_idx
+        # Positions over the attended tokens only, so left padding never moves them: RoBERTa numbers them
+        # padding_idx + 1, 2, ... (padding_idx on padding), BERT-family encoders 0, 1, ... (0 on padding).
+        first_position = self.config.text_first_position
+        padding_position = max(first_position - 1, 0)
+        position_ids = (torch.cumsum(attention_mask, dim=1) - 1 + first_position - padding_position) * attention_mask
+        position_ids = position_ids + padding_position
 
         hidden_states = self.encoder(
             **encoder_inputs, attention_mask=attention_mask, position_ids=position_ids
@@ -794,14 +815,25 @@ class MAGTKDForEmotionRecognition(MAGTKDPreTrainedModel):
         return models
 
 
+# Copied from hf_erc.models.telme.modeling_telme._without_pooler
+def _without_pooler(text_config):
+    """`add_pooling_layer=False` for text encoders that have a pooler (RoBERTa, BERT): the teacher never uses it."""
+    encoder_class = AutoModel._model_mapping[type(text_config)]
+    if "add_pooling_layer" in inspect.signature(encoder_class.__init__).parameters:
+        return {"add_pooling_layer": False}
+    return {}
+
+
 # Copied from hf_erc.models.telme.modeling_telme._load_pretrained_encoder with TELME->MAGTKD
 def _load_pretrained_encoder(modality, name_or_path, config_overrides):
-    """A pretrained encoder without its task head; RoBERTa loses its pooler and gains the speaker-token rows."""
+    """A pretrained encoder without its task head; the text encoder (RoBERTa, or a BERT-family stand-in) loses its
+    pooler and gains the speaker-token rows."""
     if modality == "audio":
         return Data2VecAudioModel.from_pretrained(name_or_path)
     if modality == "video":
         return TimesformerModel.from_pretrained(name_or_path)
-    encoder = RobertaModel.from_pretrained(name_or_path, add_pooling_layer=False)
+    text_config = AutoConfig.from_pretrained(name_or_path)
+    encoder = AutoModel.from_pretrained(name_or_path, **_without_pooler(text_config))
     num_speaker_tokens = config_overrides.get("num_speaker_tokens", MAGTKD_NUM_SPEAKER_TOKENS)
     encoder.resize_token_embeddings(encoder.config.vocab_size + num_speaker_tokens)
     return encoder

@@ -1,0 +1,268 @@
+"""MAGTKD's stages through scripts/train.py on a tiny MELD-like dataset with real media files.
+
+The stages chain as a user runs them: the text model (two gloo processes under `accelerate launch`), the audio
+and video models (cross-entropy), the audio model distilled from the frozen text model (`kd`, starting from the
+audio stage), then the dialogue-level fusion on cached utterance embeddings; its checkpoint loads without hf_erc
+and peft.
+"""
+
+import subprocess
+import sys
+
+import datasets
+import pytest
+import torch
+import yaml
+from datasets import DatasetDict
+
+import hf_erc.models  # noqa: F401  (registers the Auto classes)
+from hf_erc.data.export import save_parquet_repo
+from hf_erc.models import MAGTKDAudioModel, MAGTKDTextModel, MAGTKDVideoModel
+from hf_erc.training import ERCTrainer
+from hf_erc.training import run as train_run
+
+from .test_telme_stages import HIDDEN, TINY_CONFIG, _offline_environment, media_split, write_tokenizer
+from .test_train_script import _free_port, read_json, run_script
+
+# The encoders of TelME's toy, as MAGTKD stage settings (MAGTKD has no TelME fusion fields).
+TINY_STAGE_CONFIG = {
+    name: TINY_CONFIG[name] for name in ("text_config", "audio_config", "video_config", "projection_size", "text_max_length")
+}
+TINY_FUSION_CONFIG = {"hidden_size": HIDDEN, "num_attention_heads": 2}
+# MAGTKD's MELD distillation (KD.py): CE + 0.1 * DIST(T=2) + 1.0 * feature KD; the toy's similarity softmax is
+# sharper than the reference's T = 1, so that the feature term has room to fall.
+KD_FIELDS = {
+    "stage": "kd",
+    "response_kd_type": "dist",
+    "temperature": 2.0,
+    "response_kd_weight": 0.1,
+    "feature_kd_weight": 1.0,
+    "feature_kd_temperature": 0.1,
+    "hidden_state_key": "utterance_embeddings",
+}
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("magtkd")
+    media = root / "media"
+    media.mkdir()
+    splits = {"train": media_split(media, 6, 0, "train")}
+    splits["validation"] = media_split(media, 2, 1, "validation")
+    splits["test"] = media_split(media, 2, 2, "test")
+    save_parquet_repo(DatasetDict(splits), root / "data", "# Tiny MELD-like data with media, for tests\n")
+    write_tokenizer(root / "tokenizer")
+    patch = pytest.MonkeyPatch()  # a private datasets cache (see test_telme_stages.workspace)
+    patch.setenv("HF_DATASETS_CACHE", str(root / "datasets_cache"))
+    patch.setattr(datasets.config, "HF_DATASETS_CACHE", root / "datasets_cache")
+    yield root
+    patch.undo()
+
+
+def write_config(path, workspace, output_dir, **fields):
+    config = {
+        "model_type": "magtkd",
+        "dataset_name": "meld",
+        "data_dir": str(workspace / "data"),
+        "config_overrides": TINY_STAGE_CONFIG,
+        "tokenizer_name_or_path": str(workspace / "tokenizer"),
+        "embedding_cache_dir": str(workspace / "cache"),
+        "output_dir": str(output_dir),
+        "num_train_epochs": 1,
+        "per_device_train_batch_size": 4,
+        "per_device_eval_batch_size": 8,
+        "learning_rate": 1e-3,
+        "weight_decay": 0.01,
+        "max_grad_norm": 10.0,
+        "seed": 42,
+        "save_total_limit": 1,
+        "disable_tqdm": True,
+        "use_cpu": True,
+    }
+    config.update(fields)
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def train(workspace, name, **fields):
+    output_dir = workspace / name
+    config = write_config(workspace / f"{name}.yaml", workspace, output_dir, **fields)
+    assert train_run.main(["--config", str(config)]) == 0
+    return output_dir
+
+
+@pytest.fixture(scope="module")
+def text_dir(workspace):
+    """The text stage under `accelerate launch` with two gloo processes."""
+    output_dir = workspace / "text"
+    config = write_config(
+        workspace / "text.yaml", workspace, output_dir, stage="text", modalities=["text"], num_train_epochs=2
+    )
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
+    launcher += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    launcher += ["--main_process_port", str(_free_port())]
+    run_script(launcher + ["scripts/train.py", "--config", str(config)])
+    return output_dir
+
+
+@pytest.fixture(scope="module")
+def audio_dir(workspace):
+    return train(workspace, "audio", stage="audio", modalities=["audio"])
+
+
+@pytest.fixture(scope="module")
+def video_dir(workspace):
+    return train(workspace, "video", stage="video", modalities=["video"])
+
+
+@pytest.fixture(scope="module")
+def kd_audio_dir(workspace, text_dir, audio_dir):
+    """The distilled audio model, starting from the audio stage, learning from the text model's cached outputs."""
+    return train(
+        workspace, "kd-audio", modalities=["audio"], model_name_or_path=str(audio_dir),
+        teacher_model_name_or_path=str(text_dir), num_train_epochs=5, **KD_FIELDS,
+    )  # fmt: skip
+
+
+def test_text_stage_runs_on_two_processes(text_dir):
+    results = read_json(text_dir / "all_results.json")
+    assert results["world_size"] == 2
+    fingerprints = results["weights_sha256_per_rank"].split(",")
+    assert len(fingerprints) == 2 and fingerprints[0] == fingerprints[1]
+    config = read_json(text_dir / "config.json")
+    assert config["model_type"] == "magtkd-erc-text" and config["text_config"]["model_type"] == "bert"
+    assert (text_dir / "tokenizer_config.json").is_file()
+
+
+def test_unimodal_stages_train_with_cross_entropy_only(audio_dir, video_dir):
+    for output_dir, model_type in ((audio_dir, "magtkd-erc-audio"), (video_dir, "magtkd-erc-video")):
+        assert read_json(output_dir / "config.json")["model_type"] == model_type
+        history = read_json(output_dir / "trainer_state.json")["log_history"]
+        logged = {key for entry in history for key in entry}
+        assert "loss" in logged and not {"loss_response_kd", "loss_feature_kd"} & logged
+        assert (output_dir / "processor_config.json").is_file()
+        assert 0.0 <= read_json(output_dir / "all_results.json")["test_weighted_f1"] <= 1.0
+    # One utterance has no media at all: left out up front.
+    assert read_json(audio_dir / "train_results.json")["train_skipped_no_audio"] == 1
+
+
+def test_kd_stage_moves_the_student_towards_the_text_model(kd_audio_dir):
+    history = read_json(kd_audio_dir / "trainer_state.json")["log_history"]
+    epochs = [entry for entry in history if "loss_response_kd" in entry]
+    assert len(epochs) == 5
+    for term in ("loss_response_kd", "loss_feature_kd"):
+        values = [entry[term] for entry in epochs]
+        assert (values[-1] + values[-2]) / 2 < values[0], (term, values)
+    assert read_json(kd_audio_dir / "config.json")["model_type"] == "magtkd-erc-audio"
+
+
+def test_kd_stage_needs_the_text_model(workspace, audio_dir):
+    config = write_config(
+        workspace / "no-teacher.yaml", workspace, workspace / "no-teacher", modalities=["audio"], **KD_FIELDS
+    )
+    assert train_run.main(["--config", str(config)]) == 2
+
+
+def test_fusion_trains_on_cached_embeddings_and_the_checkpoint_loads_alone(
+    workspace, text_dir, kd_audio_dir, video_dir, monkeypatch
+):
+    calls = {"setup": 0, "training": 0}
+    phase = {"name": "setup"}
+    for model_class in (MAGTKDTextModel, MAGTKDAudioModel, MAGTKDVideoModel):
+        original = model_class.embed
+
+        def counted(self, *args, _original=original, **kwargs):
+            calls[phase["name"]] += 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(model_class, "embed", counted)
+    original_train = ERCTrainer.train
+
+    def counted_train(self, *args, **kwargs):
+        phase["name"] = "training"
+        try:
+            return original_train(self, *args, **kwargs)
+        finally:
+            phase["name"] = "setup"
+
+    monkeypatch.setattr(ERCTrainer, "train", counted_train)
+    fusion = {
+        "stage": "fusion",
+        "config_overrides": TINY_FUSION_CONFIG,
+        "teacher_model_name_or_path": str(text_dir),
+        "audio_student_name_or_path": str(kd_audio_dir),
+        "video_student_name_or_path": str(video_dir),
+        "per_device_train_batch_size": 2,
+        "num_train_epochs": 3,
+        "learning_rate": 1e-3,
+        "weight_decay": 1e-6,
+    }
+    output_dir = train(workspace, "fusion", **fusion)
+    assert calls["setup"] > 0 and calls["training"] == 0  # the encoders ran once, before training
+    cache_files = [path.name for path in (workspace / "cache").iterdir()]
+    assert sum(name.startswith(("text-", "audio-", "video-")) for name in cache_files) == 9  # 3 splits x 3
+    metrics = read_json(output_dir / "train_results.json")
+    assert metrics["train_dialogues"] == 6
+    assert metrics["train_utterances_with_audio"] == metrics["train_utterances"] - 2  # no media, corrupt file
+    config = read_json(output_dir / "config.json")
+    assert config["model_type"] == "magtkd-erc" and config["hidden_size"] == HIDDEN
+
+    # A second run on the same checkpoints and data reads every embedding from the cache.
+    calls.update(setup=0, training=0)
+    train(workspace, "again", **{**fusion, "num_train_epochs": 1})
+    assert calls == {"setup": 0, "training": 0}
+
+    for name in ("model.safetensors", "modeling_magtkd.py", "configuration_magtkd.py"):
+        assert (output_dir / name).is_file(), name
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(output_dir).eval()
+    generator = torch.Generator().manual_seed(0)
+    inputs = {f"{m}_features": torch.randn(2, 3, HIDDEN, generator=generator) for m in ("text", "audio", "video")}
+    inputs["attention_mask"] = torch.tensor([[1, 1, 1], [1, 1, 0]])
+    inputs["speaker_ids"] = torch.tensor([[2, 3, 2], [6, 3, 0]])
+    inputs["modality_mask"] = torch.ones(2, 3, 3, dtype=torch.bool)
+    inputs["modality_mask"][0, 1, 1] = False
+    torch.save(inputs, workspace / "inputs.pt")
+    with torch.no_grad():
+        expected = model(**inputs).logits
+    script = f"""
+import sys
+sys.modules["hf_erc"] = None
+sys.modules["peft"] = None
+import torch
+from transformers import AutoModel
+model = AutoModel.from_pretrained({str(output_dir)!r}, trust_remote_code=True).eval()
+assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+with torch.no_grad():
+    logits = model(**torch.load({str(workspace / "inputs.pt")!r})).logits
+torch.save(logits, {str(workspace / "logits.pt")!r})
+"""
+    environment = {**_offline_environment(), "HF_MODULES_CACHE": str(workspace / "modules")}
+    completed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=environment, check=False
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    torch.testing.assert_close(torch.load(workspace / "logits.pt"), expected)
+
+
+@pytest.mark.parametrize("dataset", ["meld", "iemocap"])
+@pytest.mark.parametrize("stage", ["text", "audio", "video", "kd", "fusion"])
+def test_shipped_configs_parse_to_a_registered_stage(dataset, stage):
+    from pathlib import Path
+
+    config = Path(__file__).resolve().parents[2] / "configs" / f"magtkd-{dataset}-{stage}.yaml"
+    model_args, data_args, distillation_args, training_args = train_run.parse_arguments(
+        ["--config", str(config), "--bf16", "false"]  # the GPU configs ask for bf16, which a CPU refuses
+    )
+    assert (model_args.model_type, model_args.stage, data_args.dataset_name) == ("magtkd", stage, dataset)
+    entry = train_run.MODEL_REGISTRY["magtkd"]
+    entry.stage_classes("magtkd", stage, data_args.modalities)  # the stage and its modalities agree
+    assert training_args.max_grad_norm == 10.0 and training_args.metric_for_best_model == "eval_weighted_f1"
+    if stage == "fusion":
+        assert (training_args.learning_rate, training_args.weight_decay) == (1e-4, 1e-6)
+        assert training_args.per_device_train_batch_size == 16 and training_args.num_train_epochs == 30
+    else:
+        expected_lr = 5e-6 if (dataset, stage) == ("iemocap", "audio") else 1e-5
+        assert (training_args.learning_rate, training_args.weight_decay) == (expected_lr, 0.01)
+        assert training_args.per_device_train_batch_size == 4 and training_args.num_train_epochs == 10

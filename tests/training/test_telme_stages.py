@@ -24,6 +24,7 @@ from hf_erc.training import DistillationArguments, ERCTrainer, ERCTrainingArgume
 from hf_erc.training import run as train_run
 
 from ..media_fixtures import write_corrupt, write_mp4
+from ..tiny_encoders import tiny_audio_config, tiny_video_config
 from .test_train_script import _free_port, read_json, run_script
 
 HIDDEN = 32
@@ -42,30 +43,8 @@ TINY_CONFIG = {
         "max_position_embeddings": 64,
         "type_vocab_size": 2,
     },
-    "audio_config": {
-        "hidden_size": HIDDEN,
-        "num_hidden_layers": 1,
-        "num_attention_heads": 2,
-        "intermediate_size": 37,
-        "conv_dim": [16, 16],
-        "conv_kernel": [10, 3],
-        "conv_stride": [5, 2],
-        "num_feat_extract_layers": 2,
-        "conv_pos_kernel_size": 3,
-        "num_conv_pos_embeddings": 3,
-        "num_conv_pos_embedding_groups": 2,
-        "mask_time_prob": 0.0,
-        "layerdrop": 0.0,
-    },
-    "video_config": {
-        "image_size": 32,
-        "patch_size": 16,
-        "num_frames": 2,
-        "hidden_size": HIDDEN,
-        "num_hidden_layers": 1,
-        "num_attention_heads": 2,
-        "intermediate_size": 37,
-    },
+    "audio_config": tiny_audio_config(HIDDEN, num_hidden_layers=1),
+    "video_config": tiny_video_config(HIDDEN, num_hidden_layers=1),
     "projection_size": HIDDEN,
     "fusion_hidden_size": HIDDEN,
     "fusion_num_heads": 2,

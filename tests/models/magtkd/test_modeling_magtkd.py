@@ -31,6 +31,7 @@ from hf_erc.models import (
 from hf_erc.models.magtkd import configuration_magtkd, modeling_magtkd
 from hf_erc.models.magtkd.configuration_magtkd import MAGTKD_MODALITIES, MELD_SPEAKERS
 
+from ...tiny_encoders import tiny_audio_config, tiny_text_config, tiny_video_config
 from ..test_modeling_common import ModelTesterMixin
 
 HIDDEN = 16
@@ -372,35 +373,9 @@ def test_meld_speaker_vocabulary_is_first_appearance_over_the_official_splits(me
 
 
 # --- the unimodal stage models -------------------------------------------------------------------------
-TINY_TEXT = {
-    "vocab_size": 40,
-    "hidden_size": 32,
-    "num_hidden_layers": 1,
-    "num_attention_heads": 2,
-    "intermediate_size": 37,
-    "max_position_embeddings": 40,
-    "type_vocab_size": 1,
-    "pad_token_id": 1,
-}
-TINY_AUDIO = {
-    "hidden_size": 32,
-    "num_hidden_layers": 1,
-    "num_attention_heads": 2,
-    "intermediate_size": 37,
-    "conv_dim": [16, 16],
-    "conv_kernel": [10, 3],
-    "conv_stride": [5, 2],
-    "num_feat_extract_layers": 2,
-    "conv_pos_kernel_size": 3,
-    "num_conv_pos_embeddings": 3,
-    "num_conv_pos_embedding_groups": 2,
-    "mask_time_prob": 0.0,
-    "layerdrop": 0.0,
-}
-TINY_VIDEO = {
-    "image_size": 32, "patch_size": 16, "num_frames": 2, "hidden_size": 32, "num_hidden_layers": 1,
-    "num_attention_heads": 2, "intermediate_size": 37,
-}  # fmt: skip
+TINY_TEXT = tiny_text_config(num_hidden_layers=1)
+TINY_AUDIO = tiny_audio_config(num_hidden_layers=1)
+TINY_VIDEO = tiny_video_config(num_hidden_layers=1)
 
 
 def test_unimodal_models_from_tiny_pretrained_encoders(tmp_path):

@@ -16,6 +16,7 @@ from hf_erc.models import (
 )
 from hf_erc.models.telme.modeling_telme import TelMEAttentionShiftingFusion
 
+from ...tiny_encoders import tiny_audio_config, tiny_text_config, tiny_video_config
 from ..test_modeling_common import ModelTesterMixin
 
 
@@ -28,40 +29,9 @@ HIDDEN = 32
 def tiny_config(dataset="meld", **overrides):
     """A few-thousand-parameter TelME: RoBERTa, data2vec-audio and TimeSformer of 2 layers and width 32."""
     settings = {
-        "text_config": {
-            "vocab_size": TEXT_VOCAB,
-            "hidden_size": HIDDEN,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "intermediate_size": 37,
-            "max_position_embeddings": 40,
-            "type_vocab_size": 1,
-            "pad_token_id": 1,
-        },
-        "audio_config": {
-            "hidden_size": HIDDEN,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "intermediate_size": 37,
-            "conv_dim": [16, 16],
-            "conv_kernel": [10, 3],
-            "conv_stride": [5, 2],
-            "num_feat_extract_layers": 2,
-            "conv_pos_kernel_size": 3,
-            "num_conv_pos_embeddings": 3,
-            "num_conv_pos_embedding_groups": 2,
-            "mask_time_prob": 0.0,
-            "layerdrop": 0.0,
-        },
-        "video_config": {
-            "image_size": FRAME_SIZE,
-            "patch_size": 16,
-            "num_frames": NUM_FRAMES,
-            "hidden_size": HIDDEN,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "intermediate_size": 37,
-        },
+        "text_config": tiny_text_config(HIDDEN, vocab_size=TEXT_VOCAB),
+        "audio_config": tiny_audio_config(HIDDEN),
+        "video_config": tiny_video_config(HIDDEN, image_size=FRAME_SIZE, num_frames=NUM_FRAMES),
         "projection_size": HIDDEN,
         "fusion_hidden_size": HIDDEN,
         "fusion_num_heads": 2,

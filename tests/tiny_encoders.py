@@ -1,0 +1,47 @@
+"""Tiny random encoder configurations (RoBERTa, data2vec-audio, TimeSformer) shared by the model and stage tests."""
+
+
+def tiny_text_config(hidden_size=32, num_hidden_layers=2, vocab_size=40, max_position_embeddings=40):
+    """A RoBERTa config of a few thousand parameters (pad id 1, one token type)."""
+    return {
+        "vocab_size": vocab_size,
+        "hidden_size": hidden_size,
+        "num_hidden_layers": num_hidden_layers,
+        "num_attention_heads": 2,
+        "intermediate_size": 37,
+        "max_position_embeddings": max_position_embeddings,
+        "type_vocab_size": 1,
+        "pad_token_id": 1,
+    }
+
+
+def tiny_audio_config(hidden_size=32, num_hidden_layers=2):
+    """A data2vec-audio config with a two-layer convolutional front end and no masking or layer drop."""
+    return {
+        "hidden_size": hidden_size,
+        "num_hidden_layers": num_hidden_layers,
+        "num_attention_heads": 2,
+        "intermediate_size": 37,
+        "conv_dim": [16, 16],
+        "conv_kernel": [10, 3],
+        "conv_stride": [5, 2],
+        "num_feat_extract_layers": 2,
+        "conv_pos_kernel_size": 3,
+        "num_conv_pos_embeddings": 3,
+        "num_conv_pos_embedding_groups": 2,
+        "mask_time_prob": 0.0,
+        "layerdrop": 0.0,
+    }
+
+
+def tiny_video_config(hidden_size=32, num_hidden_layers=2, image_size=32, num_frames=2):
+    """A TimeSformer config over `num_frames` frames of `image_size` pixels in 16-pixel patches."""
+    return {
+        "image_size": image_size,
+        "patch_size": 16,
+        "num_frames": num_frames,
+        "hidden_size": hidden_size,
+        "num_hidden_layers": num_hidden_layers,
+        "num_attention_heads": 2,
+        "intermediate_size": 37,
+    }

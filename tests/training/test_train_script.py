@@ -9,11 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
 
 from hf_erc.data.export import save_parquet_repo
 from hf_erc.labels import MELD_EMOTIONS
+from hf_erc.training import run as train_run
 from hf_erc.training.run import format_results_table, main, parse_arguments
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -198,3 +200,16 @@ def test_results_table_lists_every_metric_per_split():
     assert table[0] == "| metric | validation | test |"
     assert table[2] == "| weighted F1 | 50.00 | 75.00 |"
     assert table[-1] == "| F1 neutral | 100.00 | - |"
+
+
+def test_initial_weights_depend_on_the_seed_alone(tmp_path, feature_dir):
+    """Whatever used the random generators before (feature extraction, an earlier run), --seed fixes the model."""
+    config = write_config(tmp_path / "seeded.yaml", feature_dir, tmp_path / "out")
+    states = []
+    for noise in (1, 2):
+        torch.manual_seed(noise)
+        _, setup = train_run._setup(["--config", str(config)])
+        states.append(setup.model.state_dict())
+    assert states[0].keys() == states[1].keys()
+    for name in states[0]:
+        torch.testing.assert_close(states[0][name], states[1][name], msg=name)

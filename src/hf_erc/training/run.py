@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 import yaml
-from transformers import HfArgumentParser, PretrainedConfig, PreTrainedModel
+from transformers import HfArgumentParser, PretrainedConfig, PreTrainedModel, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging
 
@@ -514,6 +514,9 @@ def _setup(argv):
     entry = _registry_entry(model_args.model_type)
     stage_entry = entry.stage_entry(model_args.model_type, model_args.stage)
     config_class, model_class = entry.stage_classes(model_args.model_type, model_args.stage, data_args.modalities)
+    # Seed before the model is built: its initial weights must depend on --seed alone, not on whatever used the
+    # random generators earlier in the process (feature extraction, another run); the Trainer seeds only later.
+    set_seed(training_args.seed)
     context = StageContext(
         model_args=model_args,
         data_args=data_args,

@@ -22,7 +22,7 @@ from hf_erc.training import ERCTrainer
 from hf_erc.training import run as train_run
 
 from .test_telme_stages import HIDDEN, TINY_CONFIG, _offline_environment, media_split, write_tokenizer
-from .test_train_script import _free_port, read_json, run_script
+from .test_train_script import accelerate_launcher, read_json, run_script
 
 # The encoders of TelME's toy, as MAGTKD stage settings (MAGTKD has no TelME fusion fields).
 TINY_STAGE_CONFIG = {
@@ -85,6 +85,15 @@ def write_config(path, workspace, output_dir, **fields):
 
 
 def train(workspace, name, **fields):
+    """One stage as a user runs it: `accelerate launch` (one CPU process) of scripts/train.py."""
+    output_dir = workspace / name
+    config = write_config(workspace / f"{name}.yaml", workspace, output_dir, **fields)
+    run_script(accelerate_launcher(1) + ["scripts/train.py", "--config", str(config)])
+    return output_dir
+
+
+def train_in_process(workspace, name, **fields):
+    """One stage through `hf_erc.training.run.main` in this process, so a test can watch what it calls."""
     output_dir = workspace / name
     config = write_config(workspace / f"{name}.yaml", workspace, output_dir, **fields)
     assert train_run.main(["--config", str(config)]) == 0
@@ -98,10 +107,7 @@ def text_dir(workspace):
     config = write_config(
         workspace / "text.yaml", workspace, output_dir, stage="text", modalities=["text"], num_train_epochs=2
     )
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
-    launcher += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-    launcher += ["--main_process_port", str(_free_port())]
-    run_script(launcher + ["scripts/train.py", "--config", str(config)])
+    run_script(accelerate_launcher(2) + ["scripts/train.py", "--config", str(config)])
     return output_dir
 
 
@@ -197,7 +203,7 @@ def test_fusion_trains_on_cached_embeddings_and_the_checkpoint_loads_alone(
         "learning_rate": 1e-3,
         "weight_decay": 1e-6,
     }
-    output_dir = train(workspace, "fusion", **fusion)
+    output_dir = train_in_process(workspace, "fusion", **fusion)
     assert calls["setup"] > 0 and calls["training"] == 0  # the encoders ran once, before training
     cache_files = [path.name for path in (workspace / "cache").iterdir()]
     assert sum(name.startswith(("text-", "audio-", "video-")) for name in cache_files) == 9  # 3 splits x 3
@@ -209,7 +215,7 @@ def test_fusion_trains_on_cached_embeddings_and_the_checkpoint_loads_alone(
 
     # A second run on the same checkpoints and data reads every embedding from the cache.
     calls.update(setup=0, training=0)
-    train(workspace, "again", **{**fusion, "num_train_epochs": 1})
+    train_in_process(workspace, "again", **{**fusion, "num_train_epochs": 1})
     assert calls == {"setup": 0, "training": 0}
 
     for name in ("model.safetensors", "modeling_magtkd.py", "configuration_magtkd.py"):

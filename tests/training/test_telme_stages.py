@@ -25,7 +25,7 @@ from hf_erc.training import run as train_run
 
 from ..media_fixtures import write_corrupt, write_mp4
 from ..tiny_encoders import tiny_audio_config, tiny_video_config
-from .test_train_script import _free_port, read_json, run_script
+from .test_train_script import accelerate_launcher, read_json, run_script
 
 HIDDEN = 32
 WORDS = {0: "calm", 1: "wow", 2: "scared"}  # neutral, surprise, fear
@@ -149,14 +149,6 @@ STUDENT_FIELDS = {
     "hidden_state_key": "utterance_embeddings",
     "logging_strategy": "epoch",
 }
-
-
-def accelerate_launcher(num_processes):
-    """`accelerate launch` with `num_processes` CPU processes (two or more: gloo ranks through `--multi_gpu`)."""
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes)]
-    launcher += ["--multi_gpu"] if num_processes > 1 else ["--cpu"]
-    launcher += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-    return launcher + ["--main_process_port", str(_free_port())]
 
 
 @pytest.fixture(scope="module")

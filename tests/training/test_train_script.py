@@ -168,6 +168,14 @@ def _free_port():
         return probe.getsockname()[1]
 
 
+def accelerate_launcher(num_processes):
+    """`accelerate launch` with `num_processes` CPU processes (two or more: gloo ranks through `--multi_gpu`)."""
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes)]
+    launcher += ["--multi_gpu"] if num_processes > 1 else ["--cpu"]
+    launcher += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    return launcher + ["--main_process_port", str(_free_port())]
+
+
 def test_two_processes_train_one_model(tmp_path, feature_dir):
     """`accelerate launch --multi_gpu --num_processes 2` on a CPU-only machine runs two gloo ranks.
 

@@ -18,11 +18,10 @@ from datasets import DatasetDict
 import hf_erc.models  # noqa: F401  (registers the Auto classes)
 from hf_erc.data.export import save_parquet_repo
 from hf_erc.models import MAGTKDAudioModel, MAGTKDTextModel, MAGTKDVideoModel
-from hf_erc.training import ERCTrainer
 from hf_erc.training import run as train_run
 
 from .test_telme_stages import HIDDEN, TINY_CONFIG, _offline_environment, media_split, write_tokenizer
-from .test_train_script import accelerate_launcher, read_json, run_script
+from .test_train_script import accelerate_launcher, count_encoder_calls, read_json, run_script
 
 # The encoders of TelME's toy, as MAGTKD stage settings (MAGTKD has no TelME fusion fields).
 TINY_STAGE_CONFIG = {
@@ -172,26 +171,7 @@ def test_kd_stage_needs_the_text_model(workspace, audio_dir):
 def test_fusion_trains_on_cached_embeddings_and_the_checkpoint_loads_alone(
     workspace, text_dir, kd_audio_dir, video_dir, monkeypatch
 ):
-    calls = {"setup": 0, "training": 0}
-    phase = {"name": "setup"}
-    for model_class in (MAGTKDTextModel, MAGTKDAudioModel, MAGTKDVideoModel):
-        original = model_class.embed
-
-        def counted(self, *args, _original=original, **kwargs):
-            calls[phase["name"]] += 1
-            return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(model_class, "embed", counted)
-    original_train = ERCTrainer.train
-
-    def counted_train(self, *args, **kwargs):
-        phase["name"] = "training"
-        try:
-            return original_train(self, *args, **kwargs)
-        finally:
-            phase["name"] = "setup"
-
-    monkeypatch.setattr(ERCTrainer, "train", counted_train)
+    calls = count_encoder_calls(monkeypatch, (MAGTKDTextModel, MAGTKDAudioModel, MAGTKDVideoModel))
     fusion = {
         "stage": "fusion",
         "config_overrides": TINY_FUSION_CONFIG,

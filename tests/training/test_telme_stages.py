@@ -25,7 +25,7 @@ from hf_erc.training import run as train_run
 
 from ..media_fixtures import write_corrupt, write_mp4
 from ..tiny_encoders import tiny_audio_config, tiny_video_config
-from .test_train_script import accelerate_launcher, read_json, run_script
+from .test_train_script import accelerate_launcher, count_encoder_calls, read_json, run_script
 
 HIDDEN = 32
 WORDS = {0: "calm", 1: "wow", 2: "scared"}  # neutral, surprise, fear
@@ -270,26 +270,7 @@ def test_student_stages_skip_missing_media_and_distil(audio_student_dir, video_s
 def test_fusion_trains_on_cached_embeddings_and_the_checkpoint_loads_alone(
     workspace, teacher_dir, audio_student_dir, video_student_dir, monkeypatch
 ):
-    calls = {"setup": 0, "training": 0}
-    phase = {"name": "setup"}
-    for model_class in (TelMETextTeacher, TelMEAudioStudent, TelMEVideoStudent):
-        original = model_class.embed
-
-        def counted(self, *args, _original=original, **kwargs):
-            calls[phase["name"]] += 1
-            return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(model_class, "embed", counted)
-    original_train = ERCTrainer.train
-
-    def train(self, *args, **kwargs):
-        phase["name"] = "training"
-        try:
-            return original_train(self, *args, **kwargs)
-        finally:
-            phase["name"] = "setup"
-
-    monkeypatch.setattr(ERCTrainer, "train", train)
+    calls = count_encoder_calls(monkeypatch, (TelMETextTeacher, TelMEAudioStudent, TelMEVideoStudent))
     paths = {
         "teacher_model_name_or_path": str(teacher_dir),
         "audio_student_name_or_path": str(audio_student_dir[0]),

@@ -176,6 +176,37 @@ def accelerate_launcher(num_processes):
     return launcher + ["--main_process_port", str(_free_port())]
 
 
+def count_encoder_calls(monkeypatch, model_classes):
+    """Count `embed` calls of `model_classes`, split by whether `ERCTrainer.train` is running.
+
+    Returns the live `{"setup": n, "training": n}` dict: encoders that ran only to build a cache show up under
+    "setup", any call during training epochs under "training".
+    """
+    from hf_erc.training import ERCTrainer
+
+    calls = {"setup": 0, "training": 0}
+    phase = {"name": "setup"}
+    for model_class in model_classes:
+        original = model_class.embed
+
+        def counted(self, *args, _original=original, **kwargs):
+            calls[phase["name"]] += 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(model_class, "embed", counted)
+    original_train = ERCTrainer.train
+
+    def train(self, *args, **kwargs):
+        phase["name"] = "training"
+        try:
+            return original_train(self, *args, **kwargs)
+        finally:
+            phase["name"] = "setup"
+
+    monkeypatch.setattr(ERCTrainer, "train", train)
+    return calls
+
+
 def test_two_processes_train_one_model(tmp_path, feature_dir):
     """`accelerate launch --multi_gpu --num_processes 2` on a CPU-only machine runs two gloo ranks.
 

@@ -6,8 +6,6 @@ audio stage), then the dialogue-level fusion on cached utterance embeddings; its
 and peft.
 """
 
-import subprocess
-import sys
 
 import datasets
 import pytest
@@ -20,8 +18,14 @@ from hf_erc.data.export import save_parquet_repo
 from hf_erc.models import MAGTKDAudioModel, MAGTKDTextModel, MAGTKDVideoModel
 from hf_erc.training import run as train_run
 
-from .test_telme_stages import HIDDEN, TINY_CONFIG, _offline_environment, media_split, write_tokenizer
-from .test_train_script import accelerate_launcher, count_encoder_calls, read_json, run_script
+from .test_telme_stages import HIDDEN, TINY_CONFIG, media_split, write_tokenizer
+from .test_train_script import (
+    accelerate_launcher,
+    assert_loads_without_hf_erc_and_peft,
+    count_encoder_calls,
+    read_json,
+    run_script,
+)
 
 # The encoders of TelME's toy, as MAGTKD stage settings (MAGTKD has no TelME fusion fields).
 TINY_STAGE_CONFIG = {
@@ -200,36 +204,13 @@ def test_fusion_trains_on_cached_embeddings_and_the_checkpoint_loads_alone(
 
     for name in ("model.safetensors", "modeling_magtkd.py", "configuration_magtkd.py"):
         assert (output_dir / name).is_file(), name
-    from transformers import AutoModel
-
-    model = AutoModel.from_pretrained(output_dir).eval()
     generator = torch.Generator().manual_seed(0)
     inputs = {f"{m}_features": torch.randn(2, 3, HIDDEN, generator=generator) for m in ("text", "audio", "video")}
     inputs["attention_mask"] = torch.tensor([[1, 1, 1], [1, 1, 0]])
     inputs["speaker_ids"] = torch.tensor([[2, 3, 2], [6, 3, 0]])
     inputs["modality_mask"] = torch.ones(2, 3, 3, dtype=torch.bool)
     inputs["modality_mask"][0, 1, 1] = False
-    torch.save(inputs, workspace / "inputs.pt")
-    with torch.no_grad():
-        expected = model(**inputs).logits
-    script = f"""
-import sys
-sys.modules["hf_erc"] = None
-sys.modules["peft"] = None
-import torch
-from transformers import AutoModel
-model = AutoModel.from_pretrained({str(output_dir)!r}, trust_remote_code=True).eval()
-assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
-with torch.no_grad():
-    logits = model(**torch.load({str(workspace / "inputs.pt")!r})).logits
-torch.save(logits, {str(workspace / "logits.pt")!r})
-"""
-    environment = {**_offline_environment(), "HF_MODULES_CACHE": str(workspace / "modules")}
-    completed = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=environment, check=False
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    torch.testing.assert_close(torch.load(workspace / "logits.pt"), expected)
+    assert_loads_without_hf_erc_and_peft(output_dir, inputs, workspace)
 
 
 @pytest.mark.parametrize("dataset", ["meld", "iemocap"])

@@ -6,7 +6,6 @@ the fusion on cached embeddings; the final checkpoint loads without hf_erc and p
 """
 
 import json
-import subprocess
 import sys
 
 import datasets
@@ -25,7 +24,13 @@ from hf_erc.training import run as train_run
 
 from ..media_fixtures import write_corrupt, write_mp4
 from ..tiny_encoders import tiny_audio_config, tiny_video_config
-from .test_train_script import accelerate_launcher, count_encoder_calls, read_json, run_script
+from .test_train_script import (
+    accelerate_launcher,
+    assert_loads_without_hf_erc_and_peft,
+    count_encoder_calls,
+    read_json,
+    run_script,
+)
 
 HIDDEN = 32
 WORDS = {0: "calm", 1: "wow", 2: "scared"}  # neutral, surprise, fear
@@ -295,9 +300,6 @@ def test_fusion_trains_on_cached_embeddings_and_the_checkpoint_loads_alone(
     # The final checkpoint: the whole model and its processor, loadable without hf_erc and peft.
     for name in ("model.safetensors", "modeling_telme.py", "configuration_telme.py", "processor_config.json"):
         assert (output_dir / name).is_file(), name
-    from transformers import AutoModel
-
-    model = AutoModel.from_pretrained(output_dir).eval()
     generator = torch.Generator().manual_seed(0)
     inputs = {
         "text_embeddings": torch.randn(3, HIDDEN, generator=generator),
@@ -305,26 +307,7 @@ def test_fusion_trains_on_cached_embeddings_and_the_checkpoint_loads_alone(
         "video_embeddings": torch.randn(3, HIDDEN, generator=generator),
         "modality_mask": torch.tensor([[True, True, True], [True, False, True], [True, False, False]]),
     }
-    torch.save(inputs, workspace / "inputs.pt")
-    with torch.no_grad():
-        expected = model(**inputs).logits
-    script = f"""
-import sys
-sys.modules["hf_erc"] = None
-sys.modules["peft"] = None
-import torch
-from transformers import AutoModel
-model = AutoModel.from_pretrained({str(output_dir)!r}, trust_remote_code=True).eval()
-assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
-with torch.no_grad():
-    logits = model(**torch.load({str(workspace / "inputs.pt")!r})).logits
-torch.save(logits, {str(workspace / "logits.pt")!r})
-"""
-    environment = {**_offline_environment(), "HF_MODULES_CACHE": str(workspace / "modules")}
-    command = [sys.executable, "-c", script]
-    completed = subprocess.run(command, capture_output=True, text=True, timeout=120, env=environment, check=False)
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    torch.testing.assert_close(torch.load(workspace / "logits.pt"), expected)
+    assert_loads_without_hf_erc_and_peft(output_dir, inputs, workspace)
 
 
 def test_fusion_stage_with_two_processes(workspace, teacher_dir, audio_student_dir, video_student_dir):
@@ -341,12 +324,6 @@ def test_fusion_stage_with_two_processes(workspace, teacher_dir, audio_student_d
     fingerprints = metrics["weights_sha256_per_rank"].split(",")
     assert len(fingerprints) == 2 and fingerprints[0] == fingerprints[1]
     assert (output_dir / "model.safetensors").is_file()
-
-
-def _offline_environment():
-    import os
-
-    return {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 
 
 def test_teacher_stage_output(teacher_dir):

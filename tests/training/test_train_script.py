@@ -91,8 +91,13 @@ def write_config(path, data_dir, output_dir, **extra):
     return path
 
 
+def offline_environment(**extra):
+    """This process's environment for a child process: offline, one OpenMP thread, plus `extra`."""
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", **extra}
+
+
 def run_script(command, timeout=240):
-    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    environment = offline_environment()
     result = subprocess.run(command, cwd=REPO_ROOT, env=environment, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
     return result
@@ -205,6 +210,34 @@ def count_encoder_calls(monkeypatch, model_classes):
 
     monkeypatch.setattr(ERCTrainer, "train", train)
     return calls
+
+
+def assert_loads_without_hf_erc_and_peft(checkpoint, inputs, workdir):
+    """Load `checkpoint` with AutoModel(trust_remote_code=True) in a process where `hf_erc` and `peft` cannot be
+    imported, run it on `inputs`, and check its logits equal those of the model loaded here."""
+    from transformers import AutoModel
+
+    with torch.no_grad():
+        expected = AutoModel.from_pretrained(checkpoint).eval()(**inputs).logits
+    torch.save(inputs, workdir / "inputs.pt")
+    script = f"""
+import sys
+sys.modules["hf_erc"] = None
+sys.modules["peft"] = None
+import torch
+from transformers import AutoModel
+model = AutoModel.from_pretrained({str(checkpoint)!r}, trust_remote_code=True).eval()
+assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+with torch.no_grad():
+    logits = model(**torch.load({str(workdir / "inputs.pt")!r})).logits
+torch.save(logits, {str(workdir / "logits.pt")!r})
+"""
+    environment = offline_environment(HF_MODULES_CACHE=str(workdir / "modules"))
+    completed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=environment, check=False
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    torch.testing.assert_close(torch.load(workdir / "logits.pt"), expected)
 
 
 def test_two_processes_train_one_model(tmp_path, feature_dir):

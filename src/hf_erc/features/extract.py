@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.media import MediaDecodeError, decode_audio, decode_video_frames
+from ..data.media import MediaDecodeError
 from .encoders import DEFAULT_TEXT_ENCODER, AudioEncoder, EncoderSpec, TextEncoder, VideoEncoder
 
 logger = logging.getLogger(__name__)
@@ -97,11 +97,7 @@ def _encode_media(split, modality: str, encoder, progress: bool) -> list:
     failures = 0
     for index, path, start, end in iterator:
         try:
-            if modality == "audio":
-                values[index] = encoder.encode(decode_audio(path, encoder.sampling_rate, start, end))
-            else:
-                frames = decode_video_frames(path, encoder.num_frames, encoder.frame_size, start, end)
-                values[index] = encoder.encode(frames)
+            values[index] = encoder.encode_file(path, start, end)
         except MediaDecodeError as error:
             failures += 1
             logger.warning("%s (row %d): %s; its %s is treated as missing.", path, index, error.reason, modality)

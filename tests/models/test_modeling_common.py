@@ -76,6 +76,37 @@ _REMOTE_CODE_SCRIPT = textwrap.dedent(
 )
 
 
+DIALOGUE_MODALITIES = ("text", "audio", "video")
+
+
+def dialogue_batch(config, lengths, num_turns, seed=0, missing=(), unlabelled=()):
+    """Padded inputs of a dialogue-level model (SDT, CMATH, MAGTKD's fusion) for dialogues of `lengths`;
+    `missing` lists (dialogue, turn, modality) to drop, `unlabelled` lists (dialogue, turn) real utterances without
+    a label. Feature sizes come from `config.feature_dim(modality)`."""
+    generator = torch.Generator().manual_seed(seed)
+    batch_size = len(lengths)
+    attention_mask = torch.zeros(batch_size, num_turns, dtype=torch.long)
+    for index, length in enumerate(lengths):
+        attention_mask[index, :length] = 1
+    real = attention_mask.bool()
+    modality_mask = torch.zeros(batch_size, num_turns, len(DIALOGUE_MODALITIES), dtype=torch.bool)
+    for modality in config.modalities:
+        modality_mask[..., DIALOGUE_MODALITIES.index(modality)] = real
+    for dialogue, turn, modality in missing:
+        modality_mask[dialogue, turn, DIALOGUE_MODALITIES.index(modality)] = False
+    inputs = {}
+    for modality in config.modalities:
+        values = torch.randn(batch_size, num_turns, config.feature_dim(modality), generator=generator)
+        present = modality_mask[..., DIALOGUE_MODALITIES.index(modality)]
+        inputs[f"{modality}_features"] = values * present.unsqueeze(-1)
+    labels = torch.randint(0, config.num_labels, (batch_size, num_turns), generator=generator).masked_fill(~real, -100)
+    for dialogue, turn in unlabelled:
+        labels[dialogue, turn] = -100
+    speaker_ids = torch.randint(0, config.num_speakers, (batch_size, num_turns), generator=generator) * attention_mask
+    inputs.update(attention_mask=attention_mask, speaker_ids=speaker_ids, modality_mask=modality_mask, labels=labels)
+    return inputs
+
+
 class ModelTesterMixin:
     model_class = None
     unused_parameters = ()

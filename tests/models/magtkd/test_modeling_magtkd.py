@@ -32,7 +32,7 @@ from hf_erc.models.magtkd import configuration_magtkd, modeling_magtkd
 from hf_erc.models.magtkd.configuration_magtkd import MAGTKD_MODALITIES, MELD_SPEAKERS
 
 from ...tiny_encoders import tiny_audio_config, tiny_text_config, tiny_video_config
-from ..test_modeling_common import ModelTesterMixin
+from ..test_modeling_common import ModelTesterMixin, dialogue_batch
 
 HIDDEN = 16
 NUM_LABELS = 4
@@ -60,38 +60,6 @@ def tiny_config(**overrides):
     }
     settings.update(overrides)
     return MAGTKDConfig(**settings)
-
-
-def dialogue_batch(config, lengths, num_turns, seed=0, missing=(), unlabelled=()):
-    """Padded fusion inputs for dialogues of `lengths`; `missing` lists (dialogue, turn, modality) to drop,
-    `unlabelled` lists (dialogue, turn) real utterances without a label."""
-    generator = torch.Generator().manual_seed(seed)
-    batch_size = len(lengths)
-    attention_mask = torch.zeros(batch_size, num_turns, dtype=torch.long)
-    for index, length in enumerate(lengths):
-        attention_mask[index, :length] = 1
-    real = attention_mask.bool()
-    modality_mask = torch.zeros(batch_size, num_turns, len(MAGTKD_MODALITIES), dtype=torch.bool)
-    for modality in config.modalities:
-        modality_mask[..., MAGTKD_MODALITIES.index(modality)] = real
-    for dialogue, turn, modality in missing:
-        modality_mask[dialogue, turn, MAGTKD_MODALITIES.index(modality)] = False
-    inputs = {}
-    for modality in config.modalities:
-        values = torch.randn(batch_size, num_turns, config.hidden_size, generator=generator)
-        present = modality_mask[..., MAGTKD_MODALITIES.index(modality)]
-        inputs[f"{modality}_features"] = values * present.unsqueeze(-1)
-    labels = torch.randint(0, config.num_labels, (batch_size, num_turns), generator=generator).masked_fill(~real, -100)
-    for dialogue, turn in unlabelled:
-        labels[dialogue, turn] = -100
-    speaker_ids = torch.randint(0, config.num_speakers, (batch_size, num_turns), generator=generator) * attention_mask
-    inputs.update(
-        attention_mask=attention_mask,
-        speaker_ids=speaker_ids,
-        modality_mask=modality_mask,
-        labels=labels,
-    )
-    return inputs
 
 
 class TestMAGTKDModel(ModelTesterMixin):

@@ -12,7 +12,7 @@ from hf_erc import labels as hf_erc_labels
 from hf_erc.models import SDTConfig, SDTForEmotionRecognition
 from hf_erc.models.sdt.configuration_sdt import SDT_MODALITIES
 
-from ..test_modeling_common import ModelTesterMixin
+from ..test_modeling_common import ModelTesterMixin, dialogue_batch
 
 
 FEATURE_DIMS = {"text": 12, "audio": 10, "video": 8}
@@ -38,35 +38,6 @@ def tiny_config(**overrides):
     }
     settings.update(overrides)
     return SDTConfig(**settings)
-
-
-def dialogue_batch(config, lengths, num_turns, seed=0, missing=(), unlabelled=()):
-    """Padded SDT inputs for dialogues of `lengths`; `missing` lists (dialogue, turn, modality) to drop,
-    `unlabelled` lists (dialogue, turn) real utterances without a label."""
-    generator = torch.Generator().manual_seed(seed)
-    batch_size = len(lengths)
-    attention_mask = torch.zeros(batch_size, num_turns, dtype=torch.long)
-    for index, length in enumerate(lengths):
-        attention_mask[index, :length] = 1
-    real = attention_mask.bool()
-    modality_mask = torch.zeros(batch_size, num_turns, len(SDT_MODALITIES), dtype=torch.bool)
-    for modality in config.modalities:
-        modality_mask[..., SDT_MODALITIES.index(modality)] = real
-    for dialogue, turn, modality in missing:
-        modality_mask[dialogue, turn, SDT_MODALITIES.index(modality)] = False
-    inputs = {}
-    for modality in config.modalities:
-        values = torch.randn(batch_size, num_turns, config.feature_dim(modality), generator=generator)
-        present = modality_mask[..., SDT_MODALITIES.index(modality)]
-        inputs[f"{modality}_features"] = values * present.unsqueeze(-1)
-    labels = torch.randint(0, config.num_labels, (batch_size, num_turns), generator=generator).masked_fill(~real, -100)
-    for dialogue, turn in unlabelled:
-        labels[dialogue, turn] = -100
-    speaker_ids = torch.randint(0, config.num_speakers, (batch_size, num_turns), generator=generator) * attention_mask
-    inputs.update(
-        attention_mask=attention_mask, speaker_ids=speaker_ids, modality_mask=modality_mask, labels=labels
-    )
-    return inputs
 
 
 class TestSDTModel(ModelTesterMixin):

@@ -197,32 +197,15 @@ def convert_checkpoint(checkpoint_dir, dataset, config):
 
 
 def build_processor(tokenizer_name_or_path, config):
-    """The processor with the released models' preprocessing (see the module docstring)."""
-    from transformers import AutoTokenizer, VideoMAEImageProcessor, Wav2Vec2FeatureExtractor
+    """The processor with the released models' preprocessing (see the module docstring): the reference's audio
+    normalisation and frame processing (``hf_erc.training.processors``), frames read as BGR like OpenCV."""
+    from transformers import AutoTokenizer
+
+    from hf_erc.training.processors import build_processor as build_model_processor
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_name_or_path)
-    # facebook/data2vec-audio-base-960h's feature extractor and MCG-NJU/videomae-base's image processor.
-    feature_extractor = Wav2Vec2FeatureExtractor(
-        feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True, return_attention_mask=True
-    )
-    image_processor = VideoMAEImageProcessor(
-        size={"shortest_edge": config.video_frame_size},
-        crop_size={"height": config.video_frame_size, "width": config.video_frame_size},
-        image_mean=[0.485, 0.456, 0.406],
-        image_std=[0.229, 0.224, 0.225],
-    )
-    return TelMEProcessor(
-        tokenizer,
-        feature_extractor,
-        image_processor,
-        max_length=config.text_max_length - config.text_num_virtual_tokens,
-        num_speaker_tokens=config.num_speaker_tokens,
-        audio_sampling_rate=config.audio_sampling_rate,
-        max_audio_seconds=config.audio_max_seconds,
-        max_clip_seconds=config.max_clip_seconds,
-        num_frames=config.video_num_frames,
-        video_channel_order="bgr",
-    )
+    max_length = config.text_max_length - config.text_num_virtual_tokens
+    return build_model_processor(TelMEProcessor, tokenizer, config, max_length, video_channel_order="bgr")
 
 
 def parse_args(argv=None):

@@ -16,108 +16,29 @@ from importlib import resources
 from pathlib import Path
 
 from .labels import emotion_names
+from .papers import PaperInfo
+from .training.recipes import RECIPES, recipe_for_model_type
 
 RESULTS_FILES = ("all_results.json", "eval_results.json", "test_results.json")
+# How a card describes a dialogue-level checkpoint's inputs when its training summary does not say.
+DIALOGUE_MODEL_USAGE = (
+    "The model takes a padded batch of dialogues: per-modality feature tensors `[batch, turns, dim]` "
+    "(`text_features`, `audio_features`, `video_features`), `attention_mask` `[batch, turns]`, `speaker_ids` "
+    "`[batch, turns]` and optionally `modality_mask` `[batch, turns, 3]`; `outputs.logits` is `[batch, turns, "
+    "{num_labels}]` over the labels in `config.id2label`."
+)
 HEADLINE_METRICS = ("weighted_f1", "accuracy", "macro_f1")
 
 
-@dataclass(frozen=True)
-class PaperInfo:
-    """What a model card says about the method a checkpoint implements."""
-
-    title: str
-    description: str
-    citation: str
-    reported: dict[str, str]
-
-
-PAPERS: dict[str, PaperInfo] = {
-    "sdt-erc": PaperInfo(
-        title="SDT: Transformer-Based Self-Distillation for Multimodal ERC",
-        description=(
-            "SDT (Ma et al., IEEE Transactions on Multimedia 2024) is a dialogue-level transformer over "
-            "per-utterance text, audio and visual features. Intra- and inter-modal transformers model the "
-            "conversation within and across modalities, a hierarchical gated fusion combines them, and "
-            "self-distillation transfers the fused prediction's soft labels to each modality's classifier "
-            "during training."
-        ),
-        citation=(
-            "@article{ma2024sdt,\n"
-            "  title   = {A Transformer-Based Model With Self-Distillation for Multimodal Emotion Recognition in Conversations},\n"
-            "  author  = {Ma, Hui and Wang, Jian and Lin, Hongfei and Zhang, Bo and Zhang, Yijia and Xu, Bo},\n"
-            "  journal = {IEEE Transactions on Multimedia},\n"
-            "  volume  = {26},\n"
-            "  pages   = {776--788},\n"
-            "  year    = {2024}\n"
-            "}"
-        ),
-        reported={
-            "meld": "weighted F1 66.60 with RoBERTa-large text, openSMILE audio and DenseNet visual features",
-            "iemocap": "accuracy 73.95 with RoBERTa-large text, openSMILE audio and DenseNet visual features",
-        },
-    ),
-    "cmath-erc": PaperInfo(
-        title="CMATH: Cross-Modality Augmented Transformer with Hierarchical Variational Distillation",
-        description=(
-            "CMATH (Zhu et al., arXiv 2411.10060, 2024) reconstructs a compressed representation of each modality, "
-            "fuses them asymmetrically with a cross-modality augmented transformer around one central modality, "
-            "fuses the fine-grained representations into a coarse-grained one with a variational network, and "
-            "distils between the granularities. The authors released no code; this is hf_erc's implementation "
-            "from the paper (see the modeling file's docstring for every interpretation)."
-        ),
-        citation=(
-            "@article{zhu2024cmath,\n"
-            "  title   = {{CMATH}: Cross-Modality Augmented Transformer with Hierarchical Variational Distillation for Multimodal Emotion Recognition in Conversation},\n"
-            "  author  = {Zhu, Xiaofei and Cheng, Jiawei and Yang, Zhou and Chen, Zhuo and Wang, Qingyang and Yao, Jianfeng},\n"
-            "  journal = {arXiv preprint arXiv:2411.10060},\n"
-            "  year    = {2024}\n"
-            "}"
-        ),
-        reported={},
-    ),
-    "telme-erc": PaperInfo(
-        title="TelME: Teacher-leading Multimodal Fusion Network for ERC",
-        description=(
-            "TelME (Yun et al., NAACL 2024) fine-tunes a text teacher on the dialogue context with a prompt asking "
-            "how the current speaker feels, distils it into audio (data2vec-audio) and video (TimeSformer) students "
-            "with response- and feature-based knowledge distillation, and fuses the three with attention-based "
-            "modality shifting, in which the students' embeddings shift the teacher's."
-        ),
-        citation=(
-            "@inproceedings{yun2024telme,\n"
-            "  title     = {{TelME}: Teacher-leading Multimodal Fusion Network for Emotion Recognition in Conversation},\n"
-            "  author    = {Yun, Taeyang and Lim, Hyunkuk and Lee, Jeonghwan and Song, Min},\n"
-            "  booktitle = {Proceedings of the 2024 Conference of the North American Chapter of the Association for Computational Linguistics},\n"
-            "  year      = {2024}\n"
-            "}"
-        ),
-        reported={"meld": "weighted F1 67.37 (RoBERTa-large, data2vec-audio, TimeSformer)", "iemocap": "weighted F1 70.48"},
-    ),
-    "magtkd-erc": PaperInfo(
-        title="MAGTKD: Multi-modal Anchor Gated Transformer with Knowledge Distillation",
-        description=(
-            "MAGTKD (Li et al., IJCAI 2025) prompt-learns a text model, distils it into audio and video models, and "
-            "fuses the three utterance representations of a dialogue with a multi-modal anchor gated transformer in "
-            "which text is the anchor that the enhanced audio and video representations feed through gates."
-        ),
-        citation=(
-            "@inproceedings{li2025magtkd,\n"
-            "  title     = {Multi-modal Anchor Gated Transformer with Knowledge Distillation for Emotion Recognition in Conversation},\n"
-            "  author    = {Li, Jie and Ding, Shifei and Guo, Lili and Li, Xuan},\n"
-            "  booktitle = {Proceedings of the Thirty-Fourth International Joint Conference on Artificial Intelligence},\n"
-            "  pages     = {8141--8149},\n"
-            "  year      = {2025}\n"
-            "}"
-        ),
-        reported={},
-    ),
-}
-
-
 def paper_info(model_type: str) -> PaperInfo | None:
-    """The paper of ``model_type``; stage checkpoints (``telme-erc-text-teacher``) belong to their family's."""
-    family = next((key for key in PAPERS if model_type == key or model_type.startswith(key + "-")), None)
-    return PAPERS.get(family) if family else None
+    """The paper of a checkpoint's ``model_type``: its recipe's (stage checkpoints belong to their family's)."""
+    recipe = recipe_for_model_type(model_type)
+    return None if recipe is None else recipe.paper
+
+
+def known_model_types() -> list[str]:
+    """Every ``model_type`` a model card can be written for."""
+    return sorted(model_type for recipe in RECIPES.values() for model_type in recipe.model_types)
 
 
 @dataclass(frozen=True)
@@ -204,7 +125,10 @@ def build_model_card(
     model_type = config.get("model_type", "")
     paper = paper_info(model_type)
     if paper is None:
-        raise ValueError(f"{checkpoint_dir / 'config.json'}: no model-card information for model_type {model_type!r}; known: {sorted(PAPERS)}.")
+        raise ValueError(
+            f"{checkpoint_dir / 'config.json'}: no model-card information for model_type {model_type!r}; known: "
+            f"{known_model_types()}."
+        )
     dataset_name = (dataset_name or config.get("dataset_name") or "").lower()
     if dataset_name not in DATASETS:
         raise ValueError(
@@ -258,19 +182,17 @@ def build_model_card(
         "differ (see Inputs and Training)." if reported else ""
     )
     encoders_file = checkpoint_dir / "feature_encoders.json"
+    inputs = ""
     if encoders_file.is_file():
         encoders = json.loads(encoders_file.read_text())
         inputs = "Per-utterance features from frozen encoders (recorded in `feature_encoders.json`):\n\n" + "\n".join(
             f"- {modality}: `{spec['name_or_path']}`, {spec['pooling']} pooling, {spec['dim']}-d" for modality, spec in encoders.items()
         )
-    else:
-        inputs = "Per-utterance feature vectors; dimensions are in `config.json`."
-    usage = (
-        "The model takes a padded batch of dialogues: per-modality feature tensors `[batch, turns, dim]` "
-        "(`text_features`, `audio_features`, `video_features`), `attention_mask` `[batch, turns]`, `speaker_ids` "
-        "`[batch, turns]` and optionally `modality_mask` `[batch, turns, 3]`; `outputs.logits` is `[batch, turns, "
-        f"{len(label_names)}]` over the labels in `config.id2label`."
-    )
+    summary = _training_summary(checkpoint_dir)
+    if not encoders_file.is_file():
+        trained_on = summary.get("trained on")
+        inputs = f"Trained on {trained_on}." if trained_on else "Per-utterance feature vectors; dimensions are in `config.json`."
+    usage = summary.pop("usage", None) or DIALOGUE_MODEL_USAGE.format(num_labels=len(label_names))
     return ModelCard.from_template(
         card_data,
         template_path=str(template_path()),
@@ -288,17 +210,21 @@ def build_model_card(
         repo_id=repo_id,
         usage_inputs=usage,
         inputs_description=inputs,
-        training_description=training_description or _training_description(checkpoint_dir),
+        training_description=training_description or _training_description(summary),
         model_citation=paper.citation,
         dataset_citation=dataset.citation,
     )
 
 
-def _training_description(checkpoint_dir: Path) -> str:
+def _training_summary(checkpoint_dir: Path) -> dict:
+    """``training_summary.json`` written by ``scripts/train.py`` (empty when absent)."""
     path = checkpoint_dir / "training_summary.json"
-    if not path.is_file():
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _training_description(summary: dict) -> str:
+    if not summary:
         return "Trained with `accelerate launch scripts/train.py` from hf_erc."
-    summary = json.loads(path.read_text())
     return "Trained with `accelerate launch scripts/train.py` from hf_erc:\n\n" + "\n".join(
         f"- {key}: `{value}`" for key, value in summary.items()
     )

@@ -19,7 +19,7 @@ from hf_erc.data.iemocap import (
 )
 from hf_erc.data.media import decode_video_frames
 from hf_erc.labels import IEMOCAP_CODES, IEMOCAP_EMOTIONS
-from tests.media_fixtures import frame_index, write_avi, write_corrupt, write_wav
+from tests.utils.media_fixtures import frame_index, write_avi, write_corrupt, write_wav
 
 FPS = 10
 

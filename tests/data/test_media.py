@@ -1,4 +1,4 @@
-"""Decoding real wav/mp4/avi files written by ``tests.media_fixtures`` with ``hf_erc.data.media``."""
+"""Decoding real wav/mp4/avi files written by ``tests.utils.media_fixtures`` with ``hf_erc.data.media``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hf_erc.data.media import (
     decode_video_frames,
     probe_media,
 )
-from tests.media_fixtures import AMPLITUDE, frame_index, write_avi, write_corrupt, write_mp4, write_wav
+from tests.utils.media_fixtures import AMPLITUDE, frame_index, write_avi, write_corrupt, write_mp4, write_wav
 
 # AAC adds encoder priming and pads its last frame: allow a few tens of milliseconds.
 AAC_LENGTH_TOLERANCE = int(0.05 * DEFAULT_SAMPLING_RATE)

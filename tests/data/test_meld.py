@@ -9,9 +9,10 @@ import pytest
 
 from hf_erc.data.errors import DataFormatError
 from hf_erc.data.meld import MELD_CSV_HEADER, MELDBuilder, build_meld, parse_time_stamp, read_meld_csv
-from hf_erc.data.prepare import count_media, media_report
+from hf_erc.data.summary import count_media, media_report
 from hf_erc.labels import MELD_EMOTIONS, MELD_SENTIMENTS
-from tests.media_fixtures import write_corrupt, write_mp4
+from tests.utils.media_fixtures import write_corrupt, write_mp4
+from tests.utils.meld_files import TINY_ROWS, write_meld_csv
 
 SPLIT_CSV = {"train": "train_sent_emo.csv", "validation": "dev_sent_emo.csv", "test": "test_sent_emo.csv"}
 
@@ -139,39 +140,6 @@ def test_builder_class_used_directly(meld_csv_dir, tmp_path):
 
 
 # ---------------------------------------------------------------- a tiny raw release with media
-
-# (split csv, Dialogue_ID, Utterance_ID, text, emotion, sentiment), deliberately out of order.
-TINY_ROWS = {
-    "train_sent_emo.csv": [
-        (10, 0, "Ten, zero.", "joy", "positive"),
-        (125, 3, "The corrupt one \u2019.", "anger", "negative"),
-        (0, 1, "Oh my God!", "surprise", "positive"),
-        (125, 0, "Hi.", "neutral", "neutral"),
-        (0, 0, "\u201cQuoted\u201d, and a comma.", "neutral", "neutral"),
-        (2, 0, "Two.", "sadness", "negative"),
-    ],
-    "dev_sent_emo.csv": [
-        (110, 0, "Fine.", "neutral", "neutral"),
-        (110, 7, "Where is my clip?", "fear", "negative"),
-    ],
-    "test_sent_emo.csv": [
-        (0, 0, "Silent clip.", "disgust", "negative"),
-        (0, 1, "Normal clip.", "joy", "positive"),
-    ],
-}
-
-
-def write_meld_csv(path, rows, header=MELD_CSV_HEADER):
-    """A CSV formatted like the release's: UTF-8, CRLF, quoted time stamps."""
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\r\n")
-        writer.writerow(header)
-        for number, (dialogue, utterance, text, emotion, sentiment) in enumerate(rows, start=1):
-            start = f"00:00:{utterance:02d},250"
-            end = f"00:00:{utterance + 1:02d},500"
-            writer.writerow([number, text, "Joey", emotion, sentiment, dialogue, utterance, 1, 1, start, end])
-    return path
-
 
 @pytest.fixture(scope="module")
 def tiny_release(tmp_path_factory):

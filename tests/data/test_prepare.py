@@ -15,9 +15,10 @@ from hf_erc.cli import main
 from hf_erc.data.errors import DataFormatError
 from hf_erc.data.export import PushError, push_parquet_repo, save_parquet_repo
 from hf_erc.data.meld import build_meld
-from hf_erc.data.prepare import is_prepared_folder, load_erc_dataset, summarize
-from tests.data.test_meld import TINY_ROWS, write_meld_csv
-from tests.media_fixtures import write_corrupt, write_mp4
+from hf_erc.data.prepare import is_prepared_folder, load_erc_dataset
+from hf_erc.data.summary import summarize
+from tests.utils.media_fixtures import write_corrupt, write_mp4
+from tests.utils.meld_files import TINY_ROWS, write_meld_csv
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +121,14 @@ def test_load_erc_dataset_dispatches_iemocap(monkeypatch, tmp_path):
     result = load_erc_dataset("iemocap", tmp_path, keep_unlabeled=True, seed=7, cache_dir=tmp_path / "c")
     assert result == "built"
     assert calls == [(tmp_path, {"keep_unlabeled": True, "seed": 7, "cache_dir": tmp_path / "c"})]
+
+
+def test_load_erc_dataset_is_exported_from_the_data_package():
+    """``hf_erc.data.load_erc_dataset(name, dir)`` is the entry point of ``hf_erc.data.prepare``, not a copy."""
+    import hf_erc.data
+    import hf_erc.data.prepare
+
+    assert hf_erc.data.load_erc_dataset is hf_erc.data.prepare.load_erc_dataset
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ from datasets import Dataset, DatasetDict
 from hf_erc.features import FEATURE_COLUMNS, TextEncoder, extract_features, load_encoder_specs, save_encoder_specs
 from hf_erc.features import extract as extract_module
 from hf_erc.data.contract import contract_features
-from tests.media_fixtures import write_corrupt, write_mp4
+from hf_erc.data.views import media_rows
+from tests.utils.media_fixtures import write_corrupt, write_mp4
 
 CONTRACT = contract_features("meld", with_sentiment=False)
 
@@ -116,7 +117,7 @@ def test_shared_recording_is_cut_per_turn():
         _row("d", 1, "b", "/rec.avi", usable=True, start=1.0, end=2.5),
         _row("e", 0, "c", "/clip.mp4", usable=True, start=10.0, end=12.0),
     ]
-    found = extract_module._media_rows(_split(rows), "video")
+    found = media_rows(_split(rows), "video")
     assert found == [(0, "/rec.avi", 0.0, 1.0), (1, "/rec.avi", 1.0, 2.5), (2, "/clip.mp4", None, None)]
 
 

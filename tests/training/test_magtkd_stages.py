@@ -7,21 +7,21 @@ and peft.
 """
 
 
-import datasets
+from pathlib import Path
+
 import pytest
 import torch
 import yaml
-from datasets import DatasetDict
 
 import hf_erc.models  # noqa: F401  (registers the Auto classes)
-from hf_erc.data.export import save_parquet_repo
 from hf_erc.models import MAGTKDAudioModel, MAGTKDTextModel, MAGTKDVideoModel
 from hf_erc.training import run as train_run
-
-from .test_telme_stages import HIDDEN, TINY_CONFIG, media_split, write_tokenizer
-from .test_train_script import (
+from hf_erc.training.recipes import get_recipe
+from tests.utils.stage_data import HIDDEN, TINY_CONFIG, media_workspace
+from tests.utils.training import (
     accelerate_launcher,
     assert_loads_without_hf_erc_and_peft,
+    count_checkpoint_loads,
     count_encoder_calls,
     read_json,
     run_script,
@@ -48,16 +48,7 @@ KD_FIELDS = {
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     root = tmp_path_factory.mktemp("magtkd")
-    media = root / "media"
-    media.mkdir()
-    splits = {"train": media_split(media, 6, 0, "train")}
-    splits["validation"] = media_split(media, 2, 1, "validation")
-    splits["test"] = media_split(media, 2, 2, "test")
-    save_parquet_repo(DatasetDict(splits), root / "data", "# Tiny MELD-like data with media, for tests\n")
-    write_tokenizer(root / "tokenizer")
-    patch = pytest.MonkeyPatch()  # a private datasets cache (see test_telme_stages.workspace)
-    patch.setenv("HF_DATASETS_CACHE", str(root / "datasets_cache"))
-    patch.setattr(datasets.config, "HF_DATASETS_CACHE", root / "datasets_cache")
+    patch = media_workspace(root, train_dialogues=6, eval_dialogues=2)
     yield root
     patch.undo()
 
@@ -150,6 +141,9 @@ def test_unimodal_stages_train_with_cross_entropy_only(audio_dir, video_dir):
         logged = {key for entry in history for key in entry}
         assert "loss" in logged and not {"loss_response_kd", "loss_feature_kd"} & logged
         assert (output_dir / "processor_config.json").is_file()
+        card = (output_dir / "README.md").read_text(encoding="utf-8")
+        assert "MAGTKD: Multi-modal Anchor Gated Transformer" in card and "model-index" in card
+        assert "pixel_values" in card  # the card describes a media model's inputs
         assert 0.0 <= read_json(output_dir / "all_results.json")["test_weighted_f1"] <= 1.0
     # One utterance has no media at all: left out up front.
     assert read_json(audio_dir / "train_results.json")["train_skipped_no_audio"] == 1
@@ -165,17 +159,20 @@ def test_kd_stage_moves_the_student_towards_the_text_model(kd_audio_dir):
     assert read_json(kd_audio_dir / "config.json")["model_type"] == "magtkd-erc-audio"
 
 
-def test_kd_stage_needs_the_text_model(workspace, audio_dir):
+def test_kd_stage_needs_the_text_model(workspace, audio_dir, capsys):
     config = write_config(
         workspace / "no-teacher.yaml", workspace, workspace / "no-teacher", modalities=["audio"], **KD_FIELDS
     )
     assert train_run.main(["--config", str(config)]) == 2
+    error = capsys.readouterr().err
+    assert "train.py: error: This stage needs --teacher_model_name_or_path (a trained text model)." in error
 
 
 def test_fusion_trains_on_cached_embeddings_and_the_checkpoint_loads_alone(
     workspace, text_dir, kd_audio_dir, video_dir, monkeypatch
 ):
     calls = count_encoder_calls(monkeypatch, (MAGTKDTextModel, MAGTKDAudioModel, MAGTKDVideoModel))
+    loads = count_checkpoint_loads(monkeypatch)
     fusion = {
         "stage": "fusion",
         "config_overrides": TINY_FUSION_CONFIG,
@@ -189,6 +186,8 @@ def test_fusion_trains_on_cached_embeddings_and_the_checkpoint_loads_alone(
     }
     output_dir = train_in_process(workspace, "fusion", **fusion)
     assert calls["setup"] > 0 and calls["training"] == 0  # the encoders ran once, before training
+    stage_dirs = (text_dir, kd_audio_dir, video_dir)
+    assert loads == {str(Path(path).resolve()): 1 for path in stage_dirs}  # each stage checkpoint read once
     cache_files = [path.name for path in (workspace / "cache").iterdir()]
     assert sum(name.startswith(("text-", "audio-", "video-")) for name in cache_files) == 9  # 3 splits x 3
     metrics = read_json(output_dir / "train_results.json")
@@ -216,15 +215,14 @@ def test_fusion_trains_on_cached_embeddings_and_the_checkpoint_loads_alone(
 @pytest.mark.parametrize("dataset", ["meld", "iemocap"])
 @pytest.mark.parametrize("stage", ["text", "audio", "video", "kd", "fusion"])
 def test_shipped_configs_parse_to_a_registered_stage(dataset, stage):
-    from pathlib import Path
-
     config = Path(__file__).resolve().parents[2] / "configs" / f"magtkd-{dataset}-{stage}.yaml"
     model_args, data_args, distillation_args, training_args = train_run.parse_arguments(
         ["--config", str(config), "--bf16", "false"]  # the GPU configs ask for bf16, which a CPU refuses
     )
     assert (model_args.model_type, model_args.stage, data_args.dataset_name) == ("magtkd", stage, dataset)
-    entry = train_run.MODEL_REGISTRY["magtkd"]
-    entry.stage_classes("magtkd", stage, data_args.modalities)  # the stage and its modalities agree
+    recipe = get_recipe("magtkd")
+    _, stage_object = recipe.stage(stage)
+    stage_object.model_class(recipe, data_args.modalities)  # the stage and its modalities agree
     assert training_args.max_grad_norm == 10.0 and training_args.metric_for_best_model == "eval_weighted_f1"
     if stage == "fusion":
         assert (training_args.learning_rate, training_args.weight_decay) == (1e-4, 1e-6)

@@ -7,116 +7,31 @@ the fusion on cached embeddings; the final checkpoint loads without hf_erc and p
 
 import json
 import sys
+from pathlib import Path
 
-import datasets
-import numpy as np
 import pytest
 import torch
 import yaml
-from datasets import Dataset, DatasetDict
 
 import hf_erc.models  # noqa: F401  (registers the Auto classes)
-from hf_erc.data.contract import contract_features
-from hf_erc.data.export import save_parquet_repo
 from hf_erc.models import TelMEAudioStudent, TelMEConfig, TelMETextTeacher, TelMEVideoStudent
 from hf_erc.training import DistillationArguments, ERCTrainer, ERCTrainingArguments
 from hf_erc.training import run as train_run
-
-from ..media_fixtures import write_corrupt, write_mp4
-from ..tiny_encoders import tiny_audio_config, tiny_video_config
-from .test_train_script import (
+from tests.utils.stage_data import HIDDEN, TINY_CONFIG, VOCABULARY, media_workspace
+from tests.utils.training import (
     accelerate_launcher,
     assert_loads_without_hf_erc_and_peft,
+    count_checkpoint_loads,
     count_encoder_calls,
     read_json,
     run_script,
 )
 
-HIDDEN = 32
-WORDS = {0: "calm", 1: "wow", 2: "scared"}  # neutral, surprise, fear
-FREQUENCIES = {0: 300.0, 1: 900.0, 2: 2000.0}
-SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[SEP]", "[MASK]"]
-VOCABULARY = SPECIAL_TOKENS + ["now", "feels", "i", "am", "so", "really", "you", "ok"] + list(WORDS.values())
-
-TINY_CONFIG = {
-    "text_config": {
-        "model_type": "bert",
-        "hidden_size": HIDDEN,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
-        "intermediate_size": 37,
-        "max_position_embeddings": 64,
-        "type_vocab_size": 2,
-    },
-    "audio_config": tiny_audio_config(HIDDEN, num_hidden_layers=1),
-    "video_config": tiny_video_config(HIDDEN, num_hidden_layers=1),
-    "projection_size": HIDDEN,
-    "fusion_hidden_size": HIDDEN,
-    "fusion_num_heads": 2,
-    "text_max_length": 48,
-}
-
-
-def write_tokenizer(path):
-    """A word-level tokenizer with BERT's special tokens (no download)."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    backend = Tokenizer(models.WordLevel({word: index for index, word in enumerate(VOCABULARY)}, unk_token="[UNK]"))
-    backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend, pad_token="[PAD]", unk_token="[UNK]", sep_token="[SEP]", mask_token="[MASK]"
-    )
-    tokenizer.save_pretrained(path)
-    return path
-
-
-def media_split(directory, num_dialogues, seed, split):
-    """MELD-like utterance rows whose word and audio pitch follow the emotion; one mp4 per utterance."""
-    generator = np.random.default_rng(seed)
-    features = contract_features("meld", with_sentiment=False)
-    rows = {name: [] for name in features}
-    for dialogue in range(num_dialogues):
-        for turn in range(int(generator.integers(3, 5))):
-            emotion = int(generator.integers(0, 3))
-            path = str(directory / f"{split}_{dialogue}_{turn}.mp4")
-            has_media = True
-            if split == "train" and (dialogue, turn) == (0, 1):
-                path, has_media = None, False  # no media at all: skipped up front
-            elif split == "train" and (dialogue, turn) == (1, 1):
-                write_corrupt(path)  # announced but undecodable: dropped from its batch
-            else:
-                write_mp4(path, seconds=0.6, fps=10, size=(32, 48), frequency=FREQUENCIES[emotion])
-            filler = " ".join(generator.choice(["i", "am", "so", "really", "you", "ok"], size=2))
-            rows["dialogue_id"].append(f"{split}{dialogue}")
-            rows["turn"].append(turn)
-            rows["speaker"].append(str(generator.choice(["Ross", "Rachel", "Joey"])))
-            rows["text"].append(f"{filler} {WORDS[emotion]}")
-            rows["emotion"].append(emotion)
-            rows["audio_path"].append(path)
-            rows["video_path"].append(path)
-            rows["start"].append(0.0)
-            rows["end"].append(0.6)
-            rows["has_audio"].append(has_media)
-            rows["has_video"].append(has_media)
-    return Dataset.from_dict(rows, features=features, split=split)
-
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     root = tmp_path_factory.mktemp("telme")
-    media = root / "media"
-    media.mkdir()
-    splits = {"train": media_split(media, 8, 0, "train")}
-    splits["validation"] = media_split(media, 3, 1, "validation")
-    splits["test"] = media_split(media, 3, 2, "test")
-    save_parquet_repo(DatasetDict(splits), root / "data", "# Tiny MELD-like data with media, for tests\n")
-    write_tokenizer(root / "tokenizer")
-    # A private datasets cache: the shared one can hand back the Parquet files of an earlier run's folder (same
-    # names and sizes), whose media paths point into that run's (deleted) temporary folder.
-    patch = pytest.MonkeyPatch()
-    patch.setenv("HF_DATASETS_CACHE", str(root / "datasets_cache"))
-    patch.setattr(datasets.config, "HF_DATASETS_CACHE", root / "datasets_cache")
+    patch = media_workspace(root, train_dialogues=8, eval_dialogues=3)
     yield root
     patch.undo()
 
@@ -276,6 +191,7 @@ def test_fusion_trains_on_cached_embeddings_and_the_checkpoint_loads_alone(
     workspace, teacher_dir, audio_student_dir, video_student_dir, monkeypatch
 ):
     calls = count_encoder_calls(monkeypatch, (TelMETextTeacher, TelMEAudioStudent, TelMEVideoStudent))
+    loads = count_checkpoint_loads(monkeypatch)
     paths = {
         "teacher_model_name_or_path": str(teacher_dir),
         "audio_student_name_or_path": str(audio_student_dir[0]),
@@ -286,6 +202,8 @@ def test_fusion_trains_on_cached_embeddings_and_the_checkpoint_loads_alone(
     config = write_config(workspace / "fusion.yaml", workspace, output_dir, num_train_epochs=3, **fusion)
     assert train_run.main(["--config", str(config)]) == 0
     assert calls["setup"] > 0 and calls["training"] == 0  # encoders ran once, before training, never in epochs
+    # Each stage checkpoint was read from disk once.
+    assert loads == {str(Path(path).resolve()): 1 for path in paths.values()}
     cache_files = sorted(path.name for path in (workspace / "cache").iterdir())
     assert sum(name.startswith(("text-", "audio-", "video-")) for name in cache_files) == 9  # 3 splits x 3
     metrics = read_json(output_dir / "train_results.json")
@@ -339,6 +257,10 @@ def test_teacher_stage_output(teacher_dir):
     assert tokenizer.convert_tokens_to_ids("<s9>") == len(VOCABULARY) + 8
     assert config["text_config"]["vocab_size"] == len(tokenizer)
     assert json.loads((teacher_dir / "training_summary.json").read_text())["stage"] == "teacher"
+    # A stage checkpoint carries a model card too, with its results in the model-index.
+    card = (teacher_dir / "README.md").read_text(encoding="utf-8")
+    assert "TelME: Teacher-leading Multimodal Fusion Network" in card and "model-index" in card
+    assert "prompt_positions" in card  # the card describes this checkpoint's inputs, not a dialogue model's
 
 
 @torch.no_grad()

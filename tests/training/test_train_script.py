@@ -1,11 +1,6 @@
 """scripts/train.py end to end on a tiny synthetic feature dataset, in one and in two processes."""
 
-import json
-import os
-import socket
-import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,9 +11,10 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
 from hf_erc.data.export import save_parquet_repo
 from hf_erc.labels import MELD_EMOTIONS
 from hf_erc.training import run as train_run
-from hf_erc.training.run import format_results_table, main, parse_arguments
+from hf_erc.training.results import format_results_table
+from hf_erc.training.run import main, parse_arguments
+from tests.utils.training import free_port, read_json, run_script
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 TEXT_DIM, AUDIO_DIM = 8, 5
 TRAIN_DIALOGUES = 16  # a multiple of 2 processes x 4 dialogues per step
 
@@ -91,22 +87,6 @@ def write_config(path, data_dir, output_dir, **extra):
     return path
 
 
-def offline_environment(**extra):
-    """This process's environment for a child process: offline, one OpenMP thread, plus `extra`."""
-    return {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", **extra}
-
-
-def run_script(command, timeout=240):
-    environment = offline_environment()
-    result = subprocess.run(command, cwd=REPO_ROOT, env=environment, capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
-    return result
-
-
-def read_json(path):
-    return json.loads(Path(path).read_text(encoding="utf-8"))
-
-
 def test_config_file_and_command_line_merge(tmp_path):
     config = write_config(tmp_path / "run.yaml", tmp_path, tmp_path / "out")
     model_args, data_args, distillation_args, training_args = parse_arguments(
@@ -167,79 +147,6 @@ def test_train_script_end_to_end_then_resume(tmp_path, feature_dir):
     assert [entry["epoch"] for entry in state["log_history"] if "eval_weighted_f1" in entry] == [1.0, 2.0, 3.0]
 
 
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def accelerate_launcher(num_processes):
-    """`accelerate launch` with `num_processes` CPU processes (two or more: gloo ranks through `--multi_gpu`)."""
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes)]
-    launcher += ["--multi_gpu"] if num_processes > 1 else ["--cpu"]
-    launcher += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-    return launcher + ["--main_process_port", str(_free_port())]
-
-
-def count_encoder_calls(monkeypatch, model_classes):
-    """Count `embed` calls of `model_classes`, split by whether `ERCTrainer.train` is running.
-
-    Returns the live `{"setup": n, "training": n}` dict: encoders that ran only to build a cache show up under
-    "setup", any call during training epochs under "training".
-    """
-    from hf_erc.training import ERCTrainer
-
-    calls = {"setup": 0, "training": 0}
-    phase = {"name": "setup"}
-    for model_class in model_classes:
-        original = model_class.embed
-
-        def counted(self, *args, _original=original, **kwargs):
-            calls[phase["name"]] += 1
-            return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(model_class, "embed", counted)
-    original_train = ERCTrainer.train
-
-    def train(self, *args, **kwargs):
-        phase["name"] = "training"
-        try:
-            return original_train(self, *args, **kwargs)
-        finally:
-            phase["name"] = "setup"
-
-    monkeypatch.setattr(ERCTrainer, "train", train)
-    return calls
-
-
-def assert_loads_without_hf_erc_and_peft(checkpoint, inputs, workdir):
-    """Load `checkpoint` with AutoModel(trust_remote_code=True) in a process where `hf_erc` and `peft` cannot be
-    imported, run it on `inputs`, and check its logits equal those of the model loaded here."""
-    from transformers import AutoModel
-
-    with torch.no_grad():
-        expected = AutoModel.from_pretrained(checkpoint).eval()(**inputs).logits
-    torch.save(inputs, workdir / "inputs.pt")
-    script = f"""
-import sys
-sys.modules["hf_erc"] = None
-sys.modules["peft"] = None
-import torch
-from transformers import AutoModel
-model = AutoModel.from_pretrained({str(checkpoint)!r}, trust_remote_code=True).eval()
-assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
-with torch.no_grad():
-    logits = model(**torch.load({str(workdir / "inputs.pt")!r})).logits
-torch.save(logits, {str(workdir / "logits.pt")!r})
-"""
-    environment = offline_environment(HF_MODULES_CACHE=str(workdir / "modules"))
-    completed = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=environment, check=False
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    torch.testing.assert_close(torch.load(workdir / "logits.pt"), expected)
-
-
 def test_two_processes_train_one_model(tmp_path, feature_dir):
     """`accelerate launch --multi_gpu --num_processes 2` on a CPU-only machine runs two gloo ranks.
 
@@ -249,7 +156,7 @@ def test_two_processes_train_one_model(tmp_path, feature_dir):
     config = write_config(tmp_path / "ddp.yaml", feature_dir, output_dir, num_train_epochs=2, save_strategy="epoch")
     launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
     launcher += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-    launcher += ["--main_process_port", str(_free_port())]
+    launcher += ["--main_process_port", str(free_port())]
     run_script(launcher + ["scripts/train.py", "--config", str(config)])
 
     results = read_json(output_dir / "all_results.json")
@@ -280,7 +187,7 @@ def test_initial_weights_depend_on_the_seed_alone(tmp_path, feature_dir):
     states = []
     for noise in (1, 2):
         torch.manual_seed(noise)
-        _, setup = train_run._setup(["--config", str(config)])
+        _, _, setup = train_run._setup(["--config", str(config)])
         states.append(setup.model.state_dict())
     assert states[0].keys() == states[1].keys()
     for name in states[0]:

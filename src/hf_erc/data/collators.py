@@ -1,7 +1,9 @@
-"""Batch builders: padded dialogues for dialogue-level models, prompted contexts for text teachers."""
+"""Batch builders: padded dialogues for dialogue-level models, prompted contexts for text models, decoded media
+for audio and video models, and cached utterance embeddings for utterance-level fusion."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -10,9 +12,20 @@ import numpy as np
 import torch
 
 from .errors import DataFormatError
+from .media import MediaDecodeError, decode_audio, decode_video_frames, resized_frame_size
+
+logger = logging.getLogger(__name__)
 
 
-__all__ = ["MODALITIES", "TELME_SPEAKER_TOKENS", "DialogueCollator", "UtteranceCollator", "first_appearance_ids"]
+__all__ = [
+    "MODALITIES",
+    "TELME_SPEAKER_TOKENS",
+    "DialogueCollator",
+    "MediaCollator",
+    "UtteranceCollator",
+    "UtteranceEmbeddingCollator",
+    "first_appearance_ids",
+]
 
 # Modality order of ``modality_mask``'s last axis; ``<modality>_features`` are the dataset columns.
 MODALITIES: tuple[str, ...] = ("text", "audio", "video")
@@ -339,5 +352,105 @@ class UtteranceCollator:
             "prompt_positions": torch.from_numpy(prompt_positions.astype(np.int64)),
         }
         if self.label_column is not None and self.label_column in rows[0]:
+            batch["labels"] = torch.from_numpy(_label_ids([row[self.label_column] for row in rows]))
+        return batch
+
+
+@dataclass
+class MediaCollator:
+    """Batches of one audio or video model's inputs, decoded from the media files of a media view's rows
+    (:func:`hf_erc.data.views.with_media`) and turned into tensors by the model's processor.
+
+    Audio gives ``input_values`` and ``attention_mask`` (the audio model's forward names), video ``pixel_values``;
+    plus ``labels`` and ``utterance_index`` (the rows' ``row``). With ``teacher_collator`` the teacher's text
+    inputs are added under the ``teacher_`` prefix; rows carrying a teacher's cached outputs
+    (``teacher_logits``, ``teacher_utterance_embeddings``) give ``cached_teacher_logits`` and
+    ``cached_teacher_utterance_embeddings`` (see ``ERCTrainer``). A row whose file does not decode, or whose
+    audio is longer than the processor's ``max_clip_seconds``, is left out of the batch with a warning; a batch
+    left empty raises :class:`~hf_erc.data.media.MediaDecodeError`.
+    """
+
+    modality: str
+    processor: Any
+    teacher_collator: Any = None
+    label_column: str = "emotion"
+    cached_teacher_columns: tuple[str, ...] = ("teacher_logits", "teacher_utterance_embeddings")
+
+    def __post_init__(self):
+        if self.modality not in ("audio", "video"):
+            raise ValueError(f"MediaCollator decodes audio or video, not {self.modality!r}.")
+
+    def decode(self, row: Mapping[str, Any]):
+        """The waveform (audio) or the processor's number of RGB frames (video) of one media-view row."""
+        path, start, end = row["media_path"], row["media_start"], row["media_end"]
+        if self.modality == "audio":
+            return decode_audio(path, self.processor.audio_sampling_rate, start, end)
+        size = resized_frame_size(path, self.processor.image_processor.crop_size["height"])
+        return decode_video_frames(path, self.processor.num_frames, size, start, end)
+
+    def _too_long(self, waveform) -> bool:
+        limit = self.processor.max_clip_seconds
+        return self.modality == "audio" and limit is not None and len(waveform) / self.processor.audio_sampling_rate > limit
+
+    def __call__(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
+        kept, media = [], []
+        for row in rows:
+            try:
+                value = self.decode(row)
+            except MediaDecodeError as error:
+                logger.warning(f"{error} (utterance {row.get('dialogue_id')}/{row.get('turn')}): left out of its batch.")
+                continue
+            if self._too_long(value):
+                limit = self.processor.max_clip_seconds
+                logger.warning(f"{row['media_path']}: audio longer than {limit} s, left out (the reference's rule).")
+                continue
+            kept.append(row)
+            media.append(value)
+        if not kept:
+            paths = ", ".join(str(row.get("media_path")) for row in rows)
+            raise MediaDecodeError(paths, f"no {self.modality} of this batch could be used")
+        if self.modality == "audio":
+            inputs, _ = self.processor.encode_audio(media)
+            batch = {"input_values": inputs["input_values"], "attention_mask": inputs["audio_attention_mask"]}
+        else:
+            inputs, _ = self.processor.encode_video(list(media))
+            batch = {"pixel_values": inputs["pixel_values"]}
+        batch["utterance_index"] = torch.tensor([int(row["row"]) for row in kept], dtype=torch.long)
+        if self.label_column in kept[0]:
+            batch["labels"] = torch.from_numpy(_label_ids([row[self.label_column] for row in kept]))
+        if self.teacher_collator is not None:
+            teacher_inputs = self.teacher_collator(kept)
+            batch.update({f"teacher_{name}": value for name, value in teacher_inputs.items() if name != "labels"})
+        for column in self.cached_teacher_columns:
+            if column in kept[0]:
+                values = np.asarray([row[column] for row in kept], dtype=np.float32)
+                batch[f"cached_{column}"] = torch.from_numpy(values)
+        return batch
+
+
+@dataclass
+class UtteranceEmbeddingCollator:
+    """Batches of cached utterance embeddings for an utterance-level fusion (TelME's): ``text_embeddings``,
+    ``audio_embeddings`` and ``video_embeddings`` (zeros where missing), ``modality_mask`` (text, audio, video)
+    and ``labels``."""
+
+    audio_size: int
+    video_size: int
+    label_column: str = "emotion"
+
+    def __call__(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
+        batch = {"text_embeddings": torch.tensor(np.asarray([row["text_embeddings"] for row in rows], np.float32))}
+        modality_mask = torch.zeros(len(rows), 3, dtype=torch.bool)
+        modality_mask[:, 0] = True
+        for channel, (modality, size) in enumerate((("audio", self.audio_size), ("video", self.video_size)), start=1):
+            values = torch.zeros(len(rows), size)
+            for index, row in enumerate(rows):
+                vector = row.get(f"{modality}_embeddings")
+                if vector is not None:
+                    values[index] = torch.as_tensor(vector, dtype=torch.float32)
+                    modality_mask[index, channel] = True
+            batch[f"{modality}_embeddings"] = values
+        batch["modality_mask"] = modality_mask
+        if self.label_column in rows[0]:
             batch["labels"] = torch.from_numpy(_label_ids([row[self.label_column] for row in rows]))
         return batch

@@ -503,7 +503,7 @@ IEMOCAP_LICENSE_NOTICE = (
 def iemocap_dataset_card(dataset_dict: datasets.DatasetDict) -> str:
     """Markdown body of the dataset card of a prepared IEMOCAP folder."""
     from .export import dataset_card_body
-    from .prepare import media_report, summarize
+    from .summary import media_report, summarize
 
     report = "\n".join(f"  - {line}" for line in media_report(dataset_dict))
     return dataset_card_body(

@@ -165,3 +165,25 @@ def decode_video_frames(
         raise MediaDecodeError(path, f"no decodable video frames{where}")
     indices = np.linspace(0, len(frames) - 1, num_frames).round().astype(int)
     return np.stack([frames[i] for i in indices])
+
+
+def resized_frame_size(path: str | os.PathLike, shortest_edge: int) -> tuple[int, int]:
+    """``(height, width)`` of the clip's frames resized to ``shortest_edge`` on their shorter side, aspect kept
+    (an image processor then centre-crops, as TelME's reference does after resizing)."""
+    container = _open(path)
+    try:
+        if not container.streams.video:
+            raise MediaDecodeError(path, "no video stream")
+        context = container.streams.video[0].codec_context
+        height, width = context.height, context.width
+    except MediaDecodeError:
+        raise
+    except Exception as error:
+        raise MediaDecodeError(path, f"{type(error).__name__}: {error}") from error
+    finally:
+        container.close()
+    if not height or not width:
+        return shortest_edge, shortest_edge
+    if height <= width:
+        return shortest_edge, max(shortest_edge, round(shortest_edge * width / height))
+    return max(shortest_edge, round(shortest_edge * height / width)), shortest_edge

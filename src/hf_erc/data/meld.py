@@ -367,9 +367,9 @@ def build_meld(
         cache_dir: where ``datasets`` keeps the prepared Arrow files (default: its own cache).
 
     A line per split on missing and unusable clips is logged at INFO level
-    (:func:`hf_erc.data.prepare.media_report` gives the same lines).
+    (:func:`hf_erc.data.summary.media_report` gives the same lines).
     """
-    from .prepare import media_report
+    from .summary import media_report
 
     builder = MELDBuilder(
         data_dir=raw_dir,
@@ -395,7 +395,7 @@ MELD_CARD_METADATA = {
 def meld_dataset_card(dataset_dict: datasets.DatasetDict) -> str:
     """Markdown body of the dataset card of a prepared MELD folder."""
     from .export import dataset_card_body
-    from .prepare import media_report, summarize
+    from .summary import media_report, summarize
 
     report = "\n".join(f"- {line}" for line in media_report(dataset_dict))
     return dataset_card_body(

@@ -8,16 +8,16 @@ collators turn it into a masked modality), and a log line counts them.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from ..data.media import MediaDecodeError
+from ..data.views import media_rows
+from .cache import cache_key, cached_dense, cached_optional, file_identity
 from .encoders import DEFAULT_TEXT_ENCODER, AudioEncoder, EncoderSpec, TextEncoder, VideoEncoder
 
 logger = logging.getLogger(__name__)
@@ -26,69 +26,9 @@ FEATURE_COLUMNS = {"text": "text_features", "audio": "audio_features", "video": 
 ENCODERS_FILE = "feature_encoders.json"
 
 
-def _cache_key(spec: EncoderSpec, items: list) -> str:
-    digest = hashlib.sha256(json.dumps(spec.to_dict(), sort_keys=True).encode())
-    for item in items:
-        digest.update(repr(item).encode("utf-8"))
-        digest.update(b"\0")
-    return digest.hexdigest()[:24]
-
-
-def _cached_dense(cache_dir: Path | None, key: str, compute) -> np.ndarray:
-    """``compute()`` (a ``[rows, dim]`` array), stored as ``cache_dir/<key>.npy`` and reused."""
-    path = None if cache_dir is None else cache_dir / f"{key}.npy"
-    if path is not None and path.is_file():
-        logger.info("Reusing cached features %s", path)
-        return np.load(path, allow_pickle=False)
-    values = compute()
-    if path is not None:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        temporary = cache_dir / f"{key}.partial.npy"
-        np.save(temporary, values)
-        os.replace(temporary, path)
-    return values
-
-
-def _cached_optional(cache_dir: Path | None, key: str, compute) -> list:
-    """``compute()`` (a vector or ``None`` per row), stored as ``cache_dir/<key>.npz`` and reused."""
-    path = None if cache_dir is None else cache_dir / f"{key}.npz"
-    if path is not None and path.is_file():
-        logger.info("Reusing cached features %s", path)
-        stored = np.load(path, allow_pickle=False)
-        return [vector if keep else None for vector, keep in zip(stored["values"], stored["present"])]
-    values = compute()
-    if path is not None:
-        present = np.array([value is not None for value in values], dtype=bool)
-        dim = next((len(value) for value in values if value is not None), 0)
-        dense = np.zeros((len(values), dim), dtype=np.float32)
-        for row, value in enumerate(values):
-            if value is not None:
-                dense[row] = value
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        temporary = cache_dir / f"{key}.partial.npz"
-        np.savez(temporary, values=dense, present=present)
-        os.replace(temporary, path)
-    return values
-
-
-def _media_rows(split, modality: str):
-    """Rows to encode for ``modality``: (row index, path, start, end), cutting shared recordings by time."""
-    paths = split[f"{modality}_path"]
-    present = split[f"has_{modality}"]
-    starts, ends = split["start"], split["end"]
-    # A file used by several utterances is a whole-dialogue recording (IEMOCAP video): cut each turn from it.
-    uses = Counter(path for path in paths if path)
-    rows = []
-    for index, (path, usable) in enumerate(zip(paths, present)):
-        if path and usable:
-            shared = uses[path] > 1
-            rows.append((index, path, starts[index] if shared else None, ends[index] if shared else None))
-    return rows
-
-
 def _encode_media(split, modality: str, encoder, progress: bool) -> list:
     values: list = [None] * len(split)
-    rows = _media_rows(split, modality)
+    rows = media_rows(split, modality)
     iterator = rows
     if progress:
         from tqdm.auto import tqdm
@@ -144,14 +84,14 @@ def extract_features(
             spec = encoder.spec
             if modality == "text":
                 texts = split["text"]
-                key = f"text-{_cache_key(spec, texts)}"
-                vectors = _cached_dense(cache, key, lambda: encoder.encode(texts, progress=progress))
+                key = f"text-{cache_key(spec.to_dict(), texts)}"
+                vectors = cached_dense(cache, key, lambda: encoder.encode(texts, progress=progress))
                 columns[FEATURE_COLUMNS[modality]] = [vector for vector in vectors]
             else:
-                rows = _media_rows(split, modality)
-                identity = [(path, start, end, _file_identity(path)) for _, path, start, end in rows]
-                key = f"{modality}-{_cache_key(spec, identity)}"
-                columns[FEATURE_COLUMNS[modality]] = _cached_optional(
+                rows = media_rows(split, modality)
+                identity = [(path, start, end, file_identity(path)) for _, path, start, end in rows]
+                key = f"{modality}-{cache_key(spec.to_dict(), identity)}"
+                columns[FEATURE_COLUMNS[modality]] = cached_optional(
                     cache, key, lambda: _encode_media(split, modality, encoder, progress)
                 )
         for name in columns:
@@ -168,14 +108,6 @@ def _float_sequence():
     from datasets import List, Value
 
     return List(Value("float32"))
-
-
-def _file_identity(path: str):
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return None
-    return (stat.st_size, int(stat.st_mtime))
 
 
 def save_encoder_specs(specs: dict[str, EncoderSpec], output_dir: str | os.PathLike) -> Path:

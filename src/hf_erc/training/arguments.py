@@ -32,8 +32,9 @@ def _parse_json_dict(value: Any, name: str) -> dict[str, Any]:
 class ERCModelArguments:
     """Which model to train, from which weights, with which configuration."""
 
-    model_type: Literal["sdt", "telme", "magtkd", "cmath"] = field(
-        default="sdt", metadata={"help": "Model family; see hf_erc.training.run.MODEL_REGISTRY."}
+    model_type: str = field(
+        default="sdt",
+        metadata={"help": "Model family: a recipe of hf_erc.training.recipes.RECIPES (sdt, telme, magtkd, cmath)."},
     )
     model_name_or_path: str | None = field(
         default=None,
@@ -53,13 +54,13 @@ class ERCModelArguments:
             "line, e.g. '{\"hidden_size\": 256, \"dropout\": 0.3}'."
         },
     )
-    stage: Literal["teacher", "student", "text", "audio", "video", "kd", "fusion", "full"] = field(
-        default="full",
+    stage: str | None = field(
+        default=None,
         metadata={
-            "help": "Training stage of multi-stage models. TelME: teacher, student (distilled from "
-            "--teacher_model_name_or_path) or fusion. MAGTKD: text, audio, video (cross-entropy), kd (an audio or "
-            "video model distilled from the text model --teacher_model_name_or_path) or fusion. Single-stage models "
-            "(SDT, CMATH) use 'full'."
+            "help": "Training stage, one of the recipe's stages (single-stage families need none). TelME: teacher, "
+            "student (distilled from --teacher_model_name_or_path) or fusion. MAGTKD: text, audio, video "
+            "(cross-entropy), kd (an audio or video model distilled from the text model --teacher_model_name_or_path) "
+            "or fusion. SDT and CMATH: full."
         },
     )
     processor_name_or_path: str | None = field(
@@ -94,7 +95,7 @@ class ERCDataArguments:
         default=None,
         metadata={
             "help": "A raw release folder, a prepared Parquet folder (`hf-erc prepare`) or one with feature columns "
-            "(`hf-erc extract-features`); read with hf_erc.data.prepare.load_erc_dataset."
+            "(`hf-erc extract-features`); read with hf_erc.data.load_erc_dataset."
         },
     )
     modalities: list[str] = field(

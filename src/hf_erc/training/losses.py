@@ -9,6 +9,13 @@ All losses accept utterance-level tensors (``[N, C]``/``[N, D]``) or dialogue-le
 labelled utterances); they are averaged over the valid positions only. Batch-structure
 losses (:func:`dist_kd_loss`, :func:`similarity_kd_loss`) treat the valid utterances of
 the whole batch as their "batch".
+
+Their formulas live in small core functions (:func:`dist_loss`,
+:func:`similarity_distillation_loss`) over already-selected ``[N, C]``/``[N, D]`` rows, with
+no masking and no detaching. MAGTKD's fusion uses the same losses inside its ``forward``
+(shipped code, which cannot import ``hf_erc``), so ``modeling_magtkd.py`` holds copies of
+the cores marked ``# Copied from hf_erc.training.losses.<name>``;
+``scripts/check_copies.py`` keeps them identical.
 """
 
 from __future__ import annotations
@@ -75,11 +82,34 @@ def kd_kl_loss(
     return per_position.mean() * temperature**2
 
 
-def _pearson_rows(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Pearson correlation between matching rows of ``a`` and ``b`` (cosine of the centred rows)."""
+def _pearson_rows(a, b, eps=1e-8):
+    """Pearson correlation between matching rows of `a` and `b` (cosine of the centred rows)."""
     a = a - a.mean(dim=1, keepdim=True)
     b = b - b.mean(dim=1, keepdim=True)
     return (a * b).sum(dim=1) / (a.norm(dim=1) * b.norm(dim=1) + eps)
+
+
+def dist_loss(student_logits, teacher_logits, temperature, inter_weight=1.0, intra_weight=1.0):
+    """DIST between `[N, C]` logits (the reference's `Logit_Loss`); every row counts, the teacher is *not* detached."""
+    if student_logits.shape[0] == 0:
+        return student_logits.sum() * 0.0
+    student = F.softmax(student_logits / temperature, dim=-1)
+    teacher = F.softmax(teacher_logits / temperature, dim=-1)
+    inter_class = 1.0 - _pearson_rows(student, teacher).mean()
+    intra_class = 1.0 - _pearson_rows(student.t(), teacher.t()).mean()
+    return temperature**2 * (inter_weight * inter_class + intra_weight * intra_class)
+
+
+def similarity_distillation_loss(student_states, teacher_states, temperature):
+    """The reference's `Feature_Loss` between `[N, D]` representations; every row counts, the teacher is *not*
+    detached."""
+    if student_states.shape[0] == 0:
+        return student_states.sum() * 0.0
+    student = F.normalize(student_states, p=2, dim=-1)
+    teacher = F.normalize(teacher_states, p=2, dim=-1)
+    target_log_probs = F.log_softmax(teacher @ teacher.t() / temperature, dim=-1)
+    predicted_log_probs = F.log_softmax(teacher @ student.t() / temperature, dim=-1)
+    return F.kl_div(predicted_log_probs, target_log_probs, reduction="batchmean", log_target=True)
 
 
 def dist_kd_loss(
@@ -105,11 +135,7 @@ def dist_kd_loss(
     teacher = _valid_rows(teacher_logits, mask).detach()
     if student.shape[0] == 0:
         return _zero_like_graph(student_logits)
-    student_probs = F.softmax(student / temperature, dim=-1)
-    teacher_probs = F.softmax(teacher / temperature, dim=-1)
-    inter_class = 1.0 - _pearson_rows(student_probs, teacher_probs).mean()
-    intra_class = 1.0 - _pearson_rows(student_probs.t(), teacher_probs.t()).mean()
-    return temperature**2 * (inter_weight * inter_class + intra_weight * intra_class)
+    return dist_loss(student, teacher, temperature, inter_weight, intra_weight)
 
 
 def similarity_kd_loss(
@@ -136,13 +162,11 @@ def similarity_kd_loss(
             f"{teacher_embeddings.shape[-1]}: feature distillation compares them directly, so the student must "
             "project to the teacher's size (TelME: 768)."
         )
-    student = F.normalize(_valid_rows(student_embeddings, mask), p=2, dim=-1)
-    teacher = F.normalize(_valid_rows(teacher_embeddings, mask).detach(), p=2, dim=-1)
+    student = _valid_rows(student_embeddings, mask)
+    teacher = _valid_rows(teacher_embeddings, mask).detach()
     if student.shape[0] == 0:
         return _zero_like_graph(student_embeddings)
-    target_log_probs = F.log_softmax(teacher @ teacher.t() / temperature, dim=-1)
-    predicted_log_probs = F.log_softmax(teacher @ student.t() / temperature, dim=-1)
-    return F.kl_div(predicted_log_probs, target_log_probs, reduction="batchmean", log_target=True)
+    return similarity_distillation_loss(student, teacher, temperature)
 
 
 RESPONSE_KD_LOSSES = {"kl": kd_kl_loss, "dist": dist_kd_loss}

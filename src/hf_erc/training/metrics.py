@@ -1,18 +1,22 @@
 """Evaluation metrics of emotion recognition in conversation.
 
 Weighted F1 is the headline number of the MELD/IEMOCAP literature; accuracy, macro F1,
-per-class F1 and the confusion matrix come with it. Everything is computed here from
-the confusion matrix with numpy:
+per-class F1 and the confusion matrix come with it. They are computed by one Hugging Face
+``evaluate`` metric module shipped with the package, ``resources/erc_metric`` (scikit-learn
+underneath, as the reference code of SDT, TelME and MAGTKD): a class absent from both labels
+and predictions is left out of the macro average, and a class with no prediction or no
+support has F1 0.
 
-* ``evaluate.load("f1")`` fetches its metric script from the Hub and fails offline
-  (checked with evaluate 0.4.6: "Module 'f1' doesn't exist on the Hugging Face Hub
-  either"). A metric module loaded from a local path works offline, but would add a
-  file and a ``datasets.Features`` schema for five formulas, so we do not use
-  ``evaluate`` for training metrics.
-* The formulas follow scikit-learn's ``precision_recall_fscore_support`` (what the
-  reference code of SDT, TelME and MAGTKD calls): a class absent from both labels and
-  predictions is left out of the macro average, and a class with no prediction or no
-  support has F1 0.
+* The module is loaded by local path ([`load_erc_metric`], path [`erc_metric_path`]), so it
+  works offline (``HF_HUB_OFFLINE=1``); ``evaluate.load("f1")`` would fetch a script from
+  the Hub. It is loaded with ``keep_in_memory=True``: processes under ``accelerate launch``
+  compute metrics at the same time and must not share cache files.
+* The folder is a complete Hub metric Space (script, metric card, ``requirements.txt``,
+  ``app.py``). Publish it by creating a Space (``sdk="gradio"``) and uploading the folder,
+  e.g. ``HfApi().upload_folder(folder_path=erc_metric_path(), repo_id=..., repo_type="space")``,
+  or with ``evaluate-cli create`` and copying the files in (evaluate 0.4.6's CLI needs
+  ``cookiecutter`` and the ``huggingface_hub.Repository`` removed in huggingface_hub 1.0);
+  then ``evaluate.load("<namespace>/erc_metric")``.
 
 Scores are fractions in [0, 1], as ``transformers`` metrics are; tables print them as
 percentages, the way the papers report them.
@@ -20,14 +24,29 @@ percentages, the way the papers report them.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Mapping, Sequence
+from importlib import resources
 from typing import Any
 
 import numpy as np
 
 IGNORE_INDEX = -100
+
+
+def erc_metric_path() -> str:
+    """Local path of the ``evaluate`` metric folder ``hf_erc/resources/erc_metric``."""
+    return str(resources.files("hf_erc") / "resources" / "erc_metric")
+
+
+@functools.lru_cache(maxsize=1)
+def load_erc_metric():
+    """The ERC ``evaluate`` metric, loaded once by local path (offline) and kept in memory."""
+    import evaluate
+
+    return evaluate.load(erc_metric_path(), keep_in_memory=True)
 
 
 def _flatten_predictions(predictions: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -75,31 +94,13 @@ def compute_erc_metrics(predictions: Any, labels: Any, label_names: Sequence[str
     Returns:
         ``{"weighted_f1", "accuracy", "macro_f1", "f1_<label>"..., "num_utterances",
         "confusion_matrix"}``; the matrix is a nested list of counts (row = true class).
+        Computed by [`load_erc_metric`].
     """
-    label_names = list(label_names)
-    num_labels = len(label_names)
+    label_names = [str(name) for name in label_names]
     predicted_ids, label_ids = _flatten_predictions(predictions, labels)
-    matrix = confusion_matrix(predicted_ids, label_ids, num_labels).astype(np.float64)
-
-    true_positives = np.diag(matrix)
-    support = matrix.sum(axis=1)
-    predicted_counts = matrix.sum(axis=0)
-    # F1 = 2 TP / (2 TP + FP + FN) = 2 TP / (support + predicted); 0 when the class never occurs in either.
-    denominator = support + predicted_counts
-    f1 = np.divide(2 * true_positives, denominator, out=np.zeros(num_labels), where=denominator > 0)
-
-    total = support.sum()
-    present = denominator > 0
-    metrics: dict[str, Any] = {
-        "weighted_f1": float((f1 * support).sum() / total) if total else 0.0,
-        "accuracy": float(true_positives.sum() / total) if total else 0.0,
-        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
-    }
-    for name, value in zip(label_names, f1):
-        metrics[f"f1_{name}"] = float(value)
-    metrics["num_utterances"] = int(total)
-    metrics["confusion_matrix"] = matrix.astype(np.int64).tolist()
-    return metrics
+    return load_erc_metric().compute(
+        predictions=predicted_ids, references=label_ids, num_labels=len(label_names), label_names=label_names
+    )
 
 
 class ERCMetrics:

@@ -1,7 +1,5 @@
 """CMATH: the common model battery plus checks of the CMATH-specific parts (losses, central modality, presets)."""
 
-import inspect
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -9,9 +7,7 @@ from transformers import AutoConfig, AutoModel
 
 from hf_erc import labels as hf_erc_labels
 from hf_erc.models.cmath import CMATHConfig, CMATHForEmotionRecognition
-from hf_erc.models.cmath import modeling_cmath
 from hf_erc.models.cmath.configuration_cmath import CMATH_MODALITIES
-from hf_erc.models.sdt import modeling_sdt
 
 from ..test_modeling_common import ModelTesterMixin, dialogue_batch
 
@@ -277,16 +273,6 @@ class TestCMATHModel(ModelTesterMixin):
         eager = self.build_model(eager_config).eval()
         with torch.no_grad():
             self.assert_outputs_close(sdpa(**inputs), eager(**inputs), atol=1e-5, rtol=1e-4)
-
-    def test_copies_of_sdt_code_are_identical(self):
-        pairs = [
-            (modeling_cmath.CMATHAttention, modeling_sdt.SDTAttention),
-            (modeling_cmath.sinusoidal_position_encoding, modeling_sdt.sinusoidal_position_encoding),
-            (modeling_cmath.masked_nll_loss, modeling_sdt.masked_nll_loss),
-            (modeling_cmath.masked_kl_divergence, modeling_sdt.masked_kl_divergence),
-        ]
-        for copy, original in pairs:
-            assert inspect.getsource(copy) == inspect.getsource(original).replace("SDT", "CMATH"), copy.__name__
 
     # --- configuration -----------------------------------------------------------------------------------
     def test_dataset_presets(self):

@@ -1,10 +1,8 @@
 """MAGTKD: the common battery on the fusion model, plus the MAGTKD-specific checks (loss, speakers, gates,
-presets, unimodal stage models, copies of TelME's and SDT's code)."""
+presets, unimodal stage models). The copies of TelME's and SDT's code are checked by tests/test_check_copies.py."""
 
 import csv
 import importlib
-import inspect
-import re
 
 import pytest
 import torch
@@ -28,10 +26,9 @@ from hf_erc.models import (
     MAGTKDTextModel,
     MAGTKDVideoModel,
 )
-from hf_erc.models.magtkd import configuration_magtkd, modeling_magtkd
 from hf_erc.models.magtkd.configuration_magtkd import MAGTKD_MODALITIES, MELD_SPEAKERS
+from tests.utils.tiny_encoders import tiny_audio_config, tiny_text_config, tiny_video_config
 
-from ...tiny_encoders import tiny_audio_config, tiny_text_config, tiny_video_config
 from ..test_modeling_common import ModelTesterMixin, dialogue_batch
 
 HIDDEN = 16
@@ -298,6 +295,11 @@ def test_dataset_presets_match_the_reference():
     assert MAGTKDConfig.for_dataset("meld", dropout=0.3).dropout == 0.3
     with pytest.raises(ValueError, match="for_dataset"):
         MAGTKDConfig.for_dataset("cmu-mosei")
+    # Every model's for_dataset takes `modalities`; MAGTKD's anchor (text) is required, the order is canonical.
+    restricted = MAGTKDConfig.for_dataset("iemocap", modalities=["video", "text"])
+    assert restricted.modalities == ["text", "video"] and restricted.dataset_name == "iemocap"
+    with pytest.raises(ValueError, match="must contain 'text'"):
+        MAGTKDConfig.for_dataset("meld", modalities=["audio"])
 
 
 @pytest.mark.parametrize("dataset", ["meld", "iemocap"])
@@ -422,45 +424,3 @@ def test_registration_survives_reimport():
     model = AutoModel.from_config(tiny_config())
     assert type(model).__name__ == "MAGTKDForEmotionRecognition"
     assert MAGTKDConfig._auto_class == "AutoConfig" and MAGTKDForEmotionRecognition._auto_class == "AutoModel"
-
-
-# --- copies of TelME's and SDT's code ------------------------------------------------------------------
-_COPIED_FROM = re.compile(
-    r"^(?P<indent>\s*)# Copied from (?P<source>[\w.]+)(?: with (?P<renames>.+))?$",
-    re.MULTILINE,
-)
-
-
-def _resolve(dotted):
-    parts = dotted.split(".")
-    for split in range(len(parts), 0, -1):
-        try:
-            obj = importlib.import_module(".".join(parts[:split]))
-            break
-        except ImportError:
-            continue
-    for part in parts[split:]:
-        obj = getattr(obj, part)
-    # A property's source is its getter's (decorator included).
-    return obj.fget if isinstance(obj, property) else obj
-
-
-@pytest.mark.parametrize(
-    "module",
-    [modeling_magtkd, configuration_magtkd],
-    ids=lambda module: module.__name__,
-)
-def test_copies_are_identical(module):
-    """Every `# Copied from X with A->B, ...` block equals X's source with the renames applied (transformers'
-    `check_copies` convention)."""
-    code = inspect.getsource(module)
-    matches = list(_COPIED_FROM.finditer(code))
-    assert matches, "no copies found"
-    for match in matches:
-        expected = inspect.getsource(_resolve(match["source"]))
-        for rename in (match["renames"] or "").split(","):
-            if rename.strip():
-                old, new = rename.strip().split("->")
-                expected = expected.replace(old, new)
-        copy = code[match.end() + 1 : match.end() + 1 + len(expected)]
-        assert copy == expected, f"{module.__name__}: the copy of {match['source']} differs from its source"

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoModel, Data2VecAudioModel, RobertaModel, TimesformerModel
 
-from .test_modeling_telme import FRAME_SIZE, HIDDEN, NUM_FRAMES, audio_inputs, text_inputs, tiny_config
+from tests.utils.tiny_telme import FRAME_SIZE, HIDDEN, NUM_FRAMES, audio_inputs, text_inputs, tiny_config
 
 
 SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "convert_telme_original_checkpoint.py"

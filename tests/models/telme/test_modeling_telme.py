@@ -1,5 +1,7 @@
 """TelME: the common battery on the whole model and on the text teacher, plus the TelME-specific checks."""
 
+import json
+
 import pytest
 import torch
 from transformers import AutoModel, Data2VecAudioModel, RobertaModel, TimesformerModel
@@ -8,6 +10,7 @@ import hf_erc.models  # noqa: F401  (registers the Auto classes)
 from hf_erc import labels as hf_erc_labels
 from hf_erc.models import (
     TelMEAudioStudent,
+    TelMEAudioStudentConfig,
     TelMEConfig,
     TelMEForEmotionRecognition,
     TelMETextTeacher,
@@ -15,55 +18,17 @@ from hf_erc.models import (
     TelMEVideoStudent,
 )
 from hf_erc.models.telme.modeling_telme import TelMEAttentionShiftingFusion
+from tests.utils.tiny_telme import (
+    FRAME_SIZE,
+    HIDDEN,
+    NUM_FRAMES,
+    TEXT_VOCAB,
+    audio_inputs,
+    text_inputs,
+    tiny_config,
+)
 
-from ...tiny_encoders import tiny_audio_config, tiny_text_config, tiny_video_config
 from ..test_modeling_common import ModelTesterMixin
-
-
-TEXT_VOCAB = 40
-NUM_FRAMES = 2
-FRAME_SIZE = 32
-HIDDEN = 32
-
-
-def tiny_config(dataset="meld", **overrides):
-    """A few-thousand-parameter TelME: RoBERTa, data2vec-audio and TimeSformer of 2 layers and width 32."""
-    settings = {
-        "text_config": tiny_text_config(HIDDEN, vocab_size=TEXT_VOCAB),
-        "audio_config": tiny_audio_config(HIDDEN),
-        "video_config": tiny_video_config(HIDDEN, image_size=FRAME_SIZE, num_frames=NUM_FRAMES),
-        "projection_size": HIDDEN,
-        "fusion_hidden_size": HIDDEN,
-        "fusion_num_heads": 2,
-        "text_max_length": 24,
-    }
-    settings.update(overrides)
-    return TelMEConfig.for_dataset(dataset, **settings)
-
-
-def text_inputs(lengths, seed=0, width=None):
-    """Left-padded token ids (ids 3.. are words, 1 is the pad id) ending in a fixed "mask" id 2."""
-    generator = torch.Generator().manual_seed(seed)
-    width = width or max(lengths)
-    input_ids = torch.full((len(lengths), width), 1, dtype=torch.long)
-    attention_mask = torch.zeros(len(lengths), width, dtype=torch.long)
-    for row, length in enumerate(lengths):
-        input_ids[row, width - length :] = torch.randint(3, TEXT_VOCAB, (length,), generator=generator)
-        input_ids[row, -1] = 2
-        attention_mask[row, width - length :] = 1
-    return {"input_ids": input_ids, "attention_mask": attention_mask}
-
-
-def audio_inputs(lengths, seed=0):
-    """Right-padded waveforms and their attention mask (0-length = no audio)."""
-    generator = torch.Generator().manual_seed(seed)
-    width = max(max(lengths), 1)
-    input_values = torch.zeros(len(lengths), width)
-    attention_mask = torch.zeros(len(lengths), width, dtype=torch.long)
-    for row, length in enumerate(lengths):
-        input_values[row, :length] = torch.randn(length, generator=generator)
-        attention_mask[row, :length] = 1
-    return {"input_values": input_values, "audio_attention_mask": attention_mask}
 
 
 def utterance_batch(config, text_lengths, audio_lengths, seed=0, missing=(), labels=None):
@@ -392,3 +357,112 @@ def test_from_encoders_pretrained(tmp_path):
     torch.testing.assert_close(video.encoder.state_dict()["layernorm.weight"], expected)
     with pytest.raises(TypeError, match="from_encoders_pretrained"):
         TelMEForEmotionRecognition.from_encoder_pretrained(tmp_path / "text")
+
+
+# --- modalities and assembly from stage models ------------------------------------------------------------
+def test_modalities_setting_validates_and_round_trips(tmp_path):
+    config = tiny_config(modalities=["audio", "text"])
+    assert config.modalities == ["text", "audio"]  # canonical order
+    assert TelMEConfig.for_dataset("iemocap", modalities=["text", "video"]).modalities == ["text", "video"]
+    assert TelMEConfig().modalities == ["text", "audio", "video"] and TelMEConfig().dataset_name is None
+    assert TelMEConfig.for_dataset("meld").dataset_name == "meld"
+    with pytest.raises(ValueError, match="must contain 'text'"):
+        TelMEConfig(modalities=["audio", "video"])
+    with pytest.raises(ValueError, match="must contain 'text'"):
+        TelMEConfig(modalities=["text", "depth"])
+
+    # Stage configs derive from TelMEConfig: they keep the setting and round-trip through JSON.
+    stage = config.stage_config(TelMEAudioStudentConfig)
+    assert type(stage) is TelMEAudioStudentConfig and stage.modalities == ["text", "audio"]
+    for saved in (config, stage):
+        saved.save_pretrained(tmp_path / saved.model_type)
+        reloaded = type(saved).from_pretrained(tmp_path / saved.model_type)
+        assert reloaded.modalities == ["text", "audio"] and reloaded.to_dict() == saved.to_dict()
+
+    # A checkpoint written before the setting existed loads with all three modalities.
+    model = TelMEForEmotionRecognition(tiny_config())
+    model.save_pretrained(tmp_path / "old")
+    config_file = tmp_path / "old" / "config.json"
+    fields = json.loads(config_file.read_text())
+    del fields["modalities"], fields["dataset_name"]
+    config_file.write_text(json.dumps(fields))
+    assert TelMEForEmotionRecognition.from_pretrained(tmp_path / "old").config.modalities == ["text", "audio", "video"]
+
+
+@torch.no_grad()
+def test_unconfigured_modality_is_never_read():
+    """A text+audio TelME treats video as missing everywhere: its inputs may hold anything."""
+    torch.manual_seed(0)
+    full = TelMEForEmotionRecognition(tiny_config()).eval()
+    text_audio = TelMEForEmotionRecognition(tiny_config(modalities=["text", "audio"])).eval()
+    text_audio.load_state_dict(full.state_dict())
+    inputs = utterance_batch(text_audio.config, [7, 5, 6], [800, 600, 500], missing=[(1, "audio")])
+    outputs = text_audio(**inputs)
+    assert torch.isfinite(outputs.logits).all() and torch.isfinite(outputs.loss)
+    assert set(outputs.modality_logits) == {"text", "audio"} and set(outputs.utterance_embeddings) == {"text", "audio"}
+    for pixel_values in (torch.full_like(inputs["pixel_values"], float("nan")), -inputs["pixel_values"]):
+        changed = text_audio(**dict(inputs, pixel_values=pixel_values, video_embeddings=torch.randn(3, HIDDEN)))
+        torch.testing.assert_close(changed.logits, outputs.logits, rtol=0, atol=0)
+        torch.testing.assert_close(changed.loss, outputs.loss, rtol=0, atol=0)
+    # The same as the full model with the video column of modality_mask False.
+    mask = inputs["modality_mask"].clone()
+    mask[:, 2] = False
+    torch.testing.assert_close(full(**dict(inputs, modality_mask=mask)).logits, outputs.logits)
+    assert set(text_audio.compute_utterance_embeddings(pixel_values=inputs["pixel_values"])) == set()
+
+
+def _save_stages(tmp_path, config):
+    torch.manual_seed(0)
+    stages = {
+        "teacher": TelMETextTeacher(config),
+        "audio": TelMEAudioStudent(config),
+        "video": TelMEVideoStudent(config),
+    }
+    for name, stage in stages.items():
+        stage.save_pretrained(tmp_path / name)
+    fusion = TelMEForEmotionRecognition(tiny_config(fusion_beta_shift=0.3))
+    fusion.save_pretrained(tmp_path / "fusion")
+    return {name: tmp_path / name for name in (*stages, "fusion")}
+
+
+def test_from_stage_models_equals_from_stage_checkpoints(tmp_path):
+    paths = _save_stages(tmp_path, tiny_config())
+    from_paths = TelMEForEmotionRecognition.from_stage_checkpoints(
+        paths["teacher"], paths["audio"], paths["video"], fusion=paths["fusion"], fusion_dropout=0.1
+    )
+    loaded = {
+        "text_teacher": TelMETextTeacher.from_pretrained(paths["teacher"]),
+        "audio_student": TelMEAudioStudent.from_pretrained(paths["audio"]),
+        "video_student": TelMEVideoStudent.from_pretrained(paths["video"]),
+        "fusion": TelMEForEmotionRecognition.from_pretrained(paths["fusion"]),
+    }
+    teacher_config = loaded["text_teacher"].config.to_dict()
+    from_models = TelMEForEmotionRecognition.from_stage_models(**loaded, fusion_dropout=0.1)
+    assert from_models.config.to_dict() == from_paths.config.to_dict()
+    assert from_models.config.fusion_beta_shift == 0.3 and from_models.config.fusion_dropout == 0.1
+    assert from_models.config.modalities == ["text", "audio", "video"]
+    expected, actual = from_paths.state_dict(), from_models.state_dict()
+    assert expected.keys() == actual.keys()
+    for name in expected:
+        assert torch.equal(expected[name], actual[name]), name
+    assert loaded["text_teacher"].config.to_dict() == teacher_config  # the given models are left as they are
+
+    # A student left out: its modality is dropped and it keeps its fresh weights.
+    text_audio = TelMEForEmotionRecognition.from_stage_models(loaded["text_teacher"], loaded["audio_student"])
+    assert text_audio.config.modalities == ["text", "audio"]
+    torch.testing.assert_close(
+        text_audio.audio_student.state_dict()["classifier.weight"], loaded["audio_student"].classifier.weight
+    )
+    assert not torch.equal(text_audio.video_student.classifier.weight, loaded["video_student"].classifier.weight)
+
+
+def test_stage_label_mismatch_names_the_sources(tmp_path):
+    paths = _save_stages(tmp_path, tiny_config())
+    TelMEAudioStudent(tiny_config("iemocap")).save_pretrained(tmp_path / "iemocap_audio")
+    with pytest.raises(ValueError, match="same label set") as error:
+        TelMEForEmotionRecognition.from_stage_checkpoints(paths["teacher"], tmp_path / "iemocap_audio", paths["video"])
+    assert str(tmp_path / "iemocap_audio") in str(error.value) and str(paths["teacher"]) in str(error.value)
+    with pytest.raises(ValueError, match="the audio student .* but the teacher .*same label set"):
+        TelMEForEmotionRecognition.from_stage_models(
+            TelMETextTeacher.from_pretrained(paths["teacher"]), TelMEAudioStudent(tiny_config("iemocap"))
+        )

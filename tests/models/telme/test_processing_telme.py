@@ -1,6 +1,5 @@
 """TelMEProcessor: the reference's preprocessing, agreement with UtteranceCollator, loading without hf_erc."""
 
-import inspect
 import json
 import os
 import subprocess
@@ -16,17 +15,14 @@ from transformers import AutoProcessor, PreTrainedTokenizerFast, Wav2Vec2Feature
 from transformers.models.videomae.image_processing_pil_videomae import VideoMAEImageProcessorPil
 
 import hf_erc.models  # noqa: F401  (registers the Auto classes)
-from hf_erc.data import collators
 from hf_erc.data.collators import TELME_SPEAKER_TOKENS, UtteranceCollator
 from hf_erc.data.dialogues import add_dialogue_context
 from hf_erc.models import (
     TelMEForEmotionRecognition,
     TelMEProcessor,
 )
-from hf_erc.models.telme import processing_telme
 from hf_erc.models.telme.processing_telme import sample_frame_indices
-
-from .test_modeling_telme import FRAME_SIZE, NUM_FRAMES, tiny_config
+from tests.utils.tiny_telme import FRAME_SIZE, NUM_FRAMES, tiny_config
 
 
 WORDS = "Now feels hi there hello how are you pizza again no yes smelly cat".split()
@@ -94,16 +90,6 @@ def test_text_matches_utterance_collator():
     # The speaker tokens were added as special tokens, after the vocabulary, in order.
     ids = processor.tokenizer.convert_tokens_to_ids(list(TELME_SPEAKER_TOKENS))
     assert ids == list(range(5 + len(WORDS), 5 + len(WORDS) + 9))
-
-
-def test_copies_of_collator_code_are_identical():
-    """`# Copied from hf_erc.data.collators.<name>` marks code that must stay the same as the original."""
-    source = inspect.getsource(processing_telme)
-    marker = "# Copied from hf_erc.data.collators."
-    copied = [line.split(marker)[1].strip() for line in source.splitlines() if marker in line]
-    assert copied == ["_round_up"]
-    for name in copied:
-        assert inspect.getsource(getattr(processing_telme, name)) == inspect.getsource(getattr(collators, name))
 
 
 def test_sample_frame_indices_follow_the_reference():

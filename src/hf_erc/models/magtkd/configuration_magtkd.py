@@ -424,12 +424,14 @@ class MAGTKDConfig(PretrainedConfig):
         """Longest text input (virtual tokens included) the text encoder's position embeddings cover."""
         return self.text_config.max_position_embeddings - self.text_first_position
 
+    # Copied from hf_erc.models.telme.configuration_telme.TelMEConfig.for_dataset with TelME->MAGTKD, TELME->MAGTKD
     @classmethod
-    def for_dataset(cls, dataset, **overrides):
+    def for_dataset(cls, dataset, modalities=None, **overrides):
         r"""
-        The reference configuration for `dataset` (`"meld"` or `"iemocap"`): speakers, loss weights, and the
-        dataset's labels in the canonical order. `overrides` replace any field (a given `audio_config` still gets
-        the reference's `mask_time_length=3`).
+        The reference configuration for `dataset` (`"meld"` or `"iemocap"`): the dataset's preset
+        (`_DATASET_PRESETS`, with the reference's per-dataset settings) and its labels in the canonical order.
+        `modalities` restricts the inputs (e.g. `["text", "audio"]`; text is required); `overrides` replace any
+        field (sub-configs included; a given `audio_config` still gets the reference's `mask_time_length=3`).
         """
         key = dataset.lower()
         if key not in _DATASET_PRESETS:
@@ -440,6 +442,8 @@ class MAGTKDConfig(PretrainedConfig):
         settings = dict(_DATASET_PRESETS[key], dataset_name=key)
         settings["id2label"] = dict(enumerate(labels))
         settings["label2id"] = {label: index for index, label in enumerate(labels)}
+        if modalities is not None:
+            settings["modalities"] = modalities
         settings.update(overrides)
         audio_config = settings.get("audio_config")
         if isinstance(audio_config, PretrainedConfig):

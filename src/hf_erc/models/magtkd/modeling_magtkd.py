@@ -11,8 +11,10 @@ Unimodal models (stages 1-2). The reference's ``Text_model``, ``Audio_model`` an
 networks as TelME's teacher and students (RoBERTa-large read at the last position, i.e. the ``<mask>`` of the
 prompt ``... </s> Now<sK> feels<mask>``, projected 1024 -> 768 and classified; data2vec-audio and TimeSformer read
 at their first position and classified by one linear layer), so [`MAGTKDTextModel`], [`MAGTKDAudioModel`] and
-[`MAGTKDVideoModel`] are copies of TelME's classes (marked ``Copied from``; a test keeps them identical). The
-paper's "prompt learning" is that hand-written cloze prompt with full fine-tuning; no learned prompt vectors.
+[`MAGTKDVideoModel`] are copies of TelME's classes (marked ``Copied from``; ``scripts/check_copies.py`` keeps them
+identical). The paper's "prompt learning" is that hand-written cloze prompt with full fine-tuning; no learned prompt
+vectors. The distillation losses (``dist_loss``, ``similarity_distillation_loss``) are copies of the cores in
+``hf_erc.training.losses``, which the trainer's TelME student stage uses.
 
 Fusion (stage 3), [`MAGTKDForEmotionRecognition`], for a dialogue of ``T`` utterances with 768-d text, audio and
 video features (no input projection):
@@ -161,6 +163,7 @@ class MAGTKDUnimodalOutput(ModelOutput):
     loss_components: dict[str, torch.FloatTensor] | None = None
 
 
+# Copied from hf_erc.training.losses._pearson_rows
 def _pearson_rows(a, b, eps=1e-8):
     """Pearson correlation between matching rows of `a` and `b` (cosine of the centred rows)."""
     a = a - a.mean(dim=1, keepdim=True)
@@ -168,23 +171,26 @@ def _pearson_rows(a, b, eps=1e-8):
     return (a * b).sum(dim=1) / (a.norm(dim=1) * b.norm(dim=1) + eps)
 
 
-def dist_loss(student_logits, teacher_logits, temperature):
-    """DIST (the reference's `Logit_Loss`) between `[N, C]` logits; the teacher is *not* detached."""
+# Copied from hf_erc.training.losses.dist_loss
+def dist_loss(student_logits, teacher_logits, temperature, inter_weight=1.0, intra_weight=1.0):
+    """DIST between `[N, C]` logits (the reference's `Logit_Loss`); every row counts, the teacher is *not* detached."""
     if student_logits.shape[0] == 0:
         return student_logits.sum() * 0.0
-    student = F.softmax(student_logits.float() / temperature, dim=-1)
-    teacher = F.softmax(teacher_logits.float() / temperature, dim=-1)
+    student = F.softmax(student_logits / temperature, dim=-1)
+    teacher = F.softmax(teacher_logits / temperature, dim=-1)
     inter_class = 1.0 - _pearson_rows(student, teacher).mean()
     intra_class = 1.0 - _pearson_rows(student.t(), teacher.t()).mean()
-    return temperature**2 * (inter_class + intra_class)
+    return temperature**2 * (inter_weight * inter_class + intra_weight * intra_class)
 
 
+# Copied from hf_erc.training.losses.similarity_distillation_loss
 def similarity_distillation_loss(student_states, teacher_states, temperature):
-    """The reference's `Feature_Loss` between `[N, D]` representations; the teacher is *not* detached."""
+    """The reference's `Feature_Loss` between `[N, D]` representations; every row counts, the teacher is *not*
+    detached."""
     if student_states.shape[0] == 0:
         return student_states.sum() * 0.0
-    student = F.normalize(student_states.float(), p=2, dim=-1)
-    teacher = F.normalize(teacher_states.float(), p=2, dim=-1)
+    student = F.normalize(student_states, p=2, dim=-1)
+    teacher = F.normalize(teacher_states, p=2, dim=-1)
     target_log_probs = F.log_softmax(teacher @ teacher.t() / temperature, dim=-1)
     predicted_log_probs = F.log_softmax(teacher @ student.t() / temperature, dim=-1)
     return F.kl_div(predicted_log_probs, target_log_probs, reduction="batchmean", log_target=True)
@@ -768,9 +774,13 @@ class MAGTKDForEmotionRecognition(MAGTKDPreTrainedModel):
         for modality in self.enhanced_modalities:
             rows = present[modality]
             modality_ce = masked_cross_entropy(modality_logits[modality], labels, labelled & rows)
-            logit_kd = dist_loss(modality_logits[modality][rows], logits[rows], config.distillation_temperature)
+            # The distillation terms are computed in float32.
+            student_logits, teacher_logits = modality_logits[modality][rows].float(), logits[rows].float()
+            logit_kd = dist_loss(student_logits, teacher_logits, config.distillation_temperature)
+            student_states = modality_hidden_states[modality][rows].float()
+            teacher_states = fused_hidden_states[rows].float()
             feature_kd = similarity_distillation_loss(
-                modality_hidden_states[modality][rows], fused_hidden_states[rows], config.feature_distillation_temperature
+                student_states, teacher_states, config.feature_distillation_temperature
             )
             weight = getattr(config, f"{modality}_loss_weight")
             loss = loss + weight * (

@@ -40,6 +40,9 @@ student, each with its own optimizer.
 from transformers import AutoConfig, Data2VecAudioConfig, PretrainedConfig, RobertaConfig, TimesformerConfig
 
 
+# The modalities TelME reads, in the canonical order of `modality_mask`'s columns.
+TELME_MODALITIES = ("text", "audio", "video")
+
 # Label names in the canonical order of hf_erc.labels (the order of the published feature files). This file
 # cannot import hf_erc, so the names are repeated here; a test checks that both agree. Note that the reference
 # code orders the classes alphabetically instead; the conversion script reorders the released classifiers.
@@ -166,6 +169,13 @@ class TelMEConfig(PretrainedConfig):
         max_clip_seconds (`float`, *optional*, defaults to 30.0):
             Clips longer than this have no usable audio and video (MELD's reference replaces both inputs of such
             clips by zeros; here they are marked missing). `None` keeps every clip (IEMOCAP).
+        modalities (`list[str]`, *optional*, defaults to `["text", "audio", "video"]`):
+            The modalities the fusion reads: `"text"` (the teacher leads, so it is required) and any of `"audio"`,
+            `"video"`, stored in that canonical order. A modality left out is treated as missing for every
+            utterance (its student is never run and its half of the fusion input is zeros), so a text+audio TelME
+            never reads video. The paper uses all three.
+        dataset_name (`str`, *optional*):
+            The dataset whose labels and preset the model uses (`"meld"` or `"iemocap"`), set by `for_dataset`.
 
     The number of video frames and the frame size are the video encoder's (`video_num_frames`,
     `video_frame_size` read `video_config.num_frames` and `video_config.image_size`).
@@ -206,6 +216,8 @@ class TelMEConfig(PretrainedConfig):
         audio_sampling_rate=16000,
         audio_max_seconds=25.0,
         max_clip_seconds=30.0,
+        modalities=TELME_MODALITIES,
+        dataset_name=None,
         **kwargs,
     ):
         self.text_config = _sub_config(text_config, RobertaConfig, _ROBERTA_LARGE)
@@ -223,6 +235,16 @@ class TelMEConfig(PretrainedConfig):
         self.audio_sampling_rate = audio_sampling_rate
         self.audio_max_seconds = float(audio_max_seconds)
         self.max_clip_seconds = None if max_clip_seconds is None else float(max_clip_seconds)
+        if isinstance(modalities, str):
+            modalities = [modalities]
+        unknown = [modality for modality in modalities if modality not in TELME_MODALITIES]
+        if unknown or "text" not in modalities:
+            raise ValueError(
+                f"TelMEConfig.modalities must contain 'text' (TelME is teacher-led: the text teacher is always read) "
+                f"and only {list(TELME_MODALITIES)}, got {list(modalities)}."
+            )
+        self.modalities = [modality for modality in TELME_MODALITIES if modality in modalities]
+        self.dataset_name = dataset_name
         if kwargs.get("id2label") is None and kwargs.get("num_labels") is None:
             # TelME's headline setting: the MELD emotions, in the canonical order.
             kwargs["id2label"] = dict(enumerate(_DATASET_LABELS["meld"]))
@@ -297,11 +319,12 @@ class TelMEConfig(PretrainedConfig):
         return self.video_config.image_size
 
     @classmethod
-    def for_dataset(cls, dataset, **overrides):
+    def for_dataset(cls, dataset, modalities=None, **overrides):
         r"""
-        The reference configuration for `dataset` (`"meld"` or `"iemocap"`): the fusion's heads and shift scale,
-        the long-clip rule and the dataset's labels in the canonical order. `overrides` replace any field
-        (sub-configs included; a given `audio_config` still gets the reference's `mask_time_length=3`).
+        The reference configuration for `dataset` (`"meld"` or `"iemocap"`): the dataset's preset
+        (`_DATASET_PRESETS`, with the reference's per-dataset settings) and its labels in the canonical order.
+        `modalities` restricts the inputs (e.g. `["text", "audio"]`; text is required); `overrides` replace any
+        field (sub-configs included; a given `audio_config` still gets the reference's `mask_time_length=3`).
         """
         key = dataset.lower()
         if key not in _DATASET_PRESETS:
@@ -309,9 +332,11 @@ class TelMEConfig(PretrainedConfig):
                 f"Unknown dataset {dataset!r}: TelMEConfig.for_dataset expects one of {sorted(_DATASET_PRESETS)}."
             )
         labels = _DATASET_LABELS[key]
-        settings = dict(_DATASET_PRESETS[key])
+        settings = dict(_DATASET_PRESETS[key], dataset_name=key)
         settings["id2label"] = dict(enumerate(labels))
         settings["label2id"] = {label: index for index, label in enumerate(labels)}
+        if modalities is not None:
+            settings["modalities"] = modalities
         settings.update(overrides)
         audio_config = settings.get("audio_config")
         if isinstance(audio_config, PretrainedConfig):

@@ -29,7 +29,8 @@ Choices where the reference is silent or where this implementation differs on pu
   embedding by what the remaining one gives (the attention sees zeros in the missing half). With both missing
   the shift is skipped (``alpha = 0``), so the prediction is the fusion's text path,
   ``classifier(LayerNorm(t))``: the teacher leads alone. No NaN can come from a missing modality: its inputs
-  are never read.
+  are never read. A modality left out of ``config.modalities`` (e.g. a text+audio TelME) is missing for every
+  utterance; its student keeps its place in the state dict but is never run.
 - The fusion's self-attention runs over each utterance alone by default (``fusion_attention_scope=
   "utterance"``): the reference passes a ``[batch, 1536]`` matrix to ``nn.MultiheadAttention``, which reads it
   as one unbatched sequence, so a batch's utterances attend to each other. ``"batch"`` reproduces that. With a
@@ -51,6 +52,7 @@ Choices where the reference is silent or where this implementation differs on pu
   ``nn.MultiheadAttention``: Xavier-uniform over the stacked q/k/v matrix, zero biases).
 """
 
+import copy
 import inspect
 import math
 from dataclasses import dataclass
@@ -63,15 +65,13 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .configuration_telme import (
+    TELME_MODALITIES,
     TELME_NUM_SPEAKER_TOKENS,
     TelMEAudioStudentConfig,
     TelMEConfig,
     TelMETextTeacherConfig,
     TelMEVideoStudentConfig,
 )
-
-
-TELME_MODALITIES = ("text", "audio", "video")
 
 
 @dataclass
@@ -111,8 +111,8 @@ class TelMEOutput(ModelOutput):
             Scores of the fusion's classifier (the model's prediction).
         modality_logits (`dict[str, torch.FloatTensor]`):
             Scores of the teacher's and each available student's own classifier, `(batch_size, num_labels)`. A
-            modality given for none of the utterances is left out; on an utterance without the modality its
-            scores are those of a zero embedding (the classifier's bias).
+            modality given for none of the utterances, or not in `config.modalities`, is left out; on an utterance
+            without the modality its scores are those of a zero embedding (the classifier's bias).
         utterance_embeddings (`dict[str, torch.FloatTensor]`):
             The embeddings the fusion read, `{"text": (batch, projection_size), "audio": (batch, audio hidden),
             "video": (batch, video hidden)}` (zeros where a modality is missing; absent modalities left out).
@@ -494,13 +494,13 @@ class TelMEForEmotionRecognition(TelMEPreTrainedModel):
         audio_attention_mask=None,
         pixel_values=None,
     ):
-        """Embeddings of the modalities whose raw inputs are given (for caching before the fusion stage)."""
+        """Embeddings of the configured modalities whose raw inputs are given (cached before the fusion stage)."""
         embeddings = {}
         if input_ids is not None:
             embeddings["text"] = self.text_teacher.embed(input_ids, attention_mask, prompt_positions)
-        if input_values is not None:
+        if input_values is not None and "audio" in self.config.modalities:
             embeddings["audio"] = self.audio_student.embed(input_values, audio_attention_mask)
-        if pixel_values is not None:
+        if pixel_values is not None and "video" in self.config.modalities:
             embeddings["video"] = self.video_student.embed(pixel_values)
         return embeddings
 
@@ -540,7 +540,8 @@ class TelMEForEmotionRecognition(TelMEPreTrainedModel):
                 Cached teacher embeddings, used instead of running the teacher.
             audio_embeddings, video_embeddings (`torch.FloatTensor` of shape `(batch_size, hidden)`, *optional*):
                 Cached student embeddings, used instead of running the students. A modality with neither raw
-                inputs nor embeddings is missing for the whole batch.
+                inputs nor embeddings, or not in `config.modalities`, is missing for the whole batch (whatever is
+                passed for it is never read).
             labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
                 Emotion ids, -100 for unlabelled utterances. When given, the loss is computed.
             return_dict (`bool`, *optional*):
@@ -560,9 +561,13 @@ class TelMEForEmotionRecognition(TelMEPreTrainedModel):
             "audio": (audio_embeddings, input_values, self.config.audio_config.hidden_size),
             "video": (video_embeddings, pixel_values, self.config.video_config.hidden_size),
         }
+        # A modality outside `config.modalities` is missing everywhere: its inputs are never read.
+        available = ["text"] + [
+            m for m in ("audio", "video") if m in self.config.modalities and any(v is not None for v in given[m][:2])
+        ]
         embeddings = {"text": text_embeddings}
         for modality, (cached, raw, size) in given.items():
-            if cached is None and raw is None:
+            if modality not in available:
                 present[modality] = torch.zeros_like(present[modality])
                 embeddings[modality] = text_embeddings.new_zeros(batch_size, size)
                 continue
@@ -578,7 +583,6 @@ class TelMEForEmotionRecognition(TelMEPreTrainedModel):
             embeddings["video"],
             shift_mask=present["audio"] | present["video"],
         )
-        available = ["text"] + [m for m in ("audio", "video") if given[m][0] is not None or given[m][1] is not None]
         classifiers = {m: model.classifier for m, model in self.unimodal_models().items()}
         modality_logits = {m: classifiers[m](embeddings[m]) for m in available}
 
@@ -665,6 +669,53 @@ class TelMEForEmotionRecognition(TelMEPreTrainedModel):
         return model
 
     @classmethod
+    def from_stage_models(cls, text_teacher, audio_student=None, video_student=None, fusion=None, **config_overrides):
+        r"""
+        Assemble TelME from already-loaded stage models: a [`TelMETextTeacher`], a [`TelMEAudioStudent`] and a
+        [`TelMEVideoStudent`], and optionally a [`TelMEForEmotionRecognition`] whose fusion weights and `fusion_*`
+        settings are taken (e.g. a fusion-stage run); without it the fusion is freshly initialised (the start of the
+        fusion stage). The other settings come from the teacher's configuration; `config_overrides` replace any field
+        (e.g. `fusion_beta_shift`). A student left out (`None`), or one the given fusion does not read, drops its
+        modality from `config.modalities`: that student keeps its fresh weights and is never run. All models must
+        share the label set. The weights are copied; the given models are left unchanged.
+
+        Load each checkpoint once and pass the models here (as the fusion stage does), rather than loading them
+        again through [`~TelMEForEmotionRecognition.from_stage_checkpoints`].
+        """
+        stages = {"text": text_teacher, "audio": audio_student, "video": video_student}
+        roles = {"text": "the teacher", "audio": "the audio student", "video": "the video student"}
+        given = [(roles[m], model) for m, model in stages.items() if m != "text" and model is not None]
+        if fusion is not None:
+            given.append(("the fusion", fusion))
+        labels = text_teacher.config.id2label
+        for role, model in given:
+            if model.config.id2label != labels:
+                raise ValueError(
+                    f"{_describe_source(model, role)} predicts {model.config.id2label} but "
+                    f"{_describe_source(text_teacher, roles['text'])} predicts {labels}: stage checkpoints must be "
+                    "trained on the same label set."
+                )
+        fields = text_teacher.config.to_dict()
+        for name in ("model_type", "transformers_version", "architectures", "auto_map", "_name_or_path"):
+            fields.pop(name, None)
+        # Copies, so that building the model (which resets the attention implementation) leaves the stages alone.
+        for modality in TELME_MODALITIES:
+            owner = stages[modality] if stages[modality] is not None else text_teacher
+            fields[f"{modality}_config"] = copy.deepcopy(getattr(owner.config, f"{modality}_config"))
+        fields["modalities"] = [m for m in TELME_MODALITIES if stages[m] is not None]
+        if fusion is not None:
+            fields.update({name: getattr(fusion.config, name) for name in _FUSION_FIELDS})
+            fields["modalities"] = [m for m in fields["modalities"] if m in fusion.config.modalities]
+        fields.update(config_overrides)
+        model = cls(TelMEConfig(**fields))
+        for modality, stage in stages.items():
+            if stage is not None:
+                model.unimodal_models()[modality].load_state_dict(stage.state_dict())
+        if fusion is not None:
+            model.fusion.load_state_dict(fusion.fusion.state_dict())
+        return model
+
+    @classmethod
     def from_stage_checkpoints(cls, teacher, audio_student, video_student, fusion=None, **config_overrides):
         r"""
         Assemble TelME from trained stage checkpoints: a [`TelMETextTeacher`], a [`TelMEAudioStudent`] and a
@@ -672,38 +723,15 @@ class TelMEForEmotionRecognition(TelMEPreTrainedModel):
         [`TelMEForEmotionRecognition`] checkpoint (e.g. a fusion-stage run), with its `fusion_*` settings; without
         it the fusion is freshly initialised (the start of the fusion stage). The other settings come from the
         teacher's configuration; `config_overrides` replace any field (e.g. `fusion_beta_shift`). All checkpoints
-        must share the label set.
+        must share the label set. Loads each checkpoint, then [`~TelMEForEmotionRecognition.from_stage_models`].
         """
-        stages = {
-            "text": TelMETextTeacher.from_pretrained(teacher),
-            "audio": TelMEAudioStudent.from_pretrained(audio_student),
-            "video": TelMEVideoStudent.from_pretrained(video_student),
-        }
-        sources = {"text": teacher, "audio": audio_student, "video": video_student}
-        labels = stages["text"].config.id2label
-        for modality in ("audio", "video"):
-            if stages[modality].config.id2label != labels:
-                raise ValueError(
-                    f"{sources[modality]} predicts {stages[modality].config.id2label} but the teacher {teacher} "
-                    f"predicts {labels}: stage checkpoints must be trained on the same label set."
-                )
-        fields = stages["text"].config.to_dict()
-        for name in ("model_type", "transformers_version", "architectures", "auto_map", "_name_or_path"):
-            fields.pop(name, None)
-        fields["text_config"] = stages["text"].config.text_config
-        fields["audio_config"] = stages["audio"].config.audio_config
-        fields["video_config"] = stages["video"].config.video_config
-        fused = None
-        if fusion is not None:
-            fused = cls.from_pretrained(fusion)
-            fields.update({name: getattr(fused.config, name) for name in _FUSION_FIELDS})
-        fields.update(config_overrides)
-        model = cls(TelMEConfig(**fields))
-        for modality, stage in stages.items():
-            model.unimodal_models()[modality].load_state_dict(stage.state_dict())
-        if fused is not None:
-            model.fusion.load_state_dict(fused.fusion.state_dict())
-        return model
+        return cls.from_stage_models(
+            TelMETextTeacher.from_pretrained(teacher),
+            None if audio_student is None else TelMEAudioStudent.from_pretrained(audio_student),
+            None if video_student is None else TelMEVideoStudent.from_pretrained(video_student),
+            fusion=None if fusion is None else cls.from_pretrained(fusion),
+            **config_overrides,
+        )
 
 
 # Settings that belong to the fusion stage: taken from the fusion checkpoint when one is given.
@@ -714,6 +742,12 @@ _FUSION_FIELDS = (
     "fusion_dropout",
     "fusion_attention_scope",
 )
+
+
+def _describe_source(model, role):
+    """`role` and, for a model loaded with `from_pretrained`, where it came from (for error messages)."""
+    source = getattr(model, "name_or_path", "")
+    return f"{role} {source}" if source else role
 
 
 def _without_pooler(text_config):

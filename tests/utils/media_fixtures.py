@@ -17,6 +17,19 @@ from fractions import Fraction
 
 import numpy as np
 
+__all__ = [
+    "AMPLITUDE",
+    "LEVELS",
+    "MAX_FRAMES",
+    "frame_index",
+    "frame_pixels",
+    "sine",
+    "write_avi",
+    "write_corrupt",
+    "write_mp4",
+    "write_wav",
+]
+
 # 16 brightness levels, 16 apart, centred in their bins so coding noise up to +-7 is harmless.
 LEVELS = np.arange(16) * 16 + 8
 MAX_FRAMES = 16 * 16

@@ -1,5 +1,7 @@
 """Tiny random encoder configurations (RoBERTa, data2vec-audio, TimeSformer) shared by the model and stage tests."""
 
+__all__ = ["tiny_audio_config", "tiny_text_config", "tiny_video_config"]
+
 
 def tiny_text_config(hidden_size=32, num_hidden_layers=2, vocab_size=40, max_position_embeddings=40):
     """A RoBERTa config of a few thousand parameters (pad id 1, one token type)."""

@@ -1,0 +1,99 @@
+"""What a finished run reports and leaves behind: the results table, the per-rank weight fingerprints, and the
+publishable checkpoint folder (JSON arguments, training summary, model card, optional push)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
+
+
+def _prefix(split: str) -> str:
+    return "eval" if split == "validation" else split
+
+
+def format_results_table(results: dict[str, dict[str, float]], label_names: Sequence[str]) -> str:
+    """A Markdown table of weighted F1, accuracy, macro F1 and per-class F1 (in %), one column per split."""
+    splits = list(results)
+    rows = [("weighted F1", "weighted_f1"), ("accuracy", "accuracy"), ("macro F1", "macro_f1")]
+    rows += [(f"F1 {name}", f"f1_{name}") for name in label_names]
+    lines = ["| metric | " + " | ".join(splits) + " |", "|---|" + "---:|" * len(splits)]
+    for title, key in rows:
+        cells = []
+        for split in splits:
+            value = results[split].get(f"{_prefix(split)}_{key}")
+            cells.append("-" if value is None else f"{100 * value:.2f}")
+        lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def weights_fingerprints(model: torch.nn.Module) -> list[str]:
+    """SHA-256 of the model's weights on every process (one entry per rank, in rank order).
+
+    Data-parallel ranks must end with identical weights; the run records these so that a
+    divergence (a rank that skipped a synchronisation) is visible in ``all_results.json``.
+    """
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    fingerprint = digest.hexdigest()
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return [fingerprint]
+    fingerprints = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(fingerprints, fingerprint)
+    return fingerprints
+
+
+def finalize_checkpoint(args, stage_name: str, stage, push_to_hub: bool) -> int:
+    """Make ``output_dir`` a publishable checkpoint: encoder record, JSON arguments, training summary, model card;
+    push if asked. Returns the exit status.
+
+    ``save_model`` also writes ``training_args.bin`` (a pickle); it is replaced by ``training_args.json`` so the
+    published folder holds no pickle.
+    """
+    from ..features.extract import ENCODERS_FILE
+    from ..hub import HubUploadError, push_checkpoint, write_model_card
+
+    training_args, data_args = args.training, args.data
+    output_dir = Path(training_args.output_dir)
+    encoders = Path(data_args.data_dir) / ENCODERS_FILE if data_args.data_dir else None
+    if encoders is not None and encoders.is_file():
+        (output_dir / ENCODERS_FILE).write_text(encoders.read_text(encoding="utf-8"), encoding="utf-8")
+    (output_dir / "training_args.bin").unlink(missing_ok=True)
+    (output_dir / "training_args.json").write_text(training_args.to_json_string(), encoding="utf-8")
+    summary = {
+        "model_type": args.model.model_type,
+        "stage": stage_name,
+        "checkpoint": stage.writes,
+        "trained on": stage.reads,
+        "dataset": data_args.dataset_name,
+        "modalities": ", ".join(data_args.modalities),
+        "epochs": training_args.num_train_epochs,
+        "learning_rate": training_args.learning_rate,
+        f"batch_size_per_device ({stage.unit})": training_args.per_device_train_batch_size,
+        "processes": training_args.world_size,
+        "seed": training_args.seed,
+        "best model selected on": training_args.metric_for_best_model,
+        "usage": stage.usage,
+    }
+    (output_dir / "training_summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    repo_id = training_args.hub_model_id or output_dir.name
+    write_model_card(output_dir, repo_id, dataset_name=data_args.dataset_name)
+    if push_to_hub:
+        try:
+            url = push_checkpoint(
+                output_dir, repo_id, private=bool(training_args.hub_private_repo), token=training_args.hub_token
+            )
+        except HubUploadError as error:
+            print(f"train.py: error: {error}", file=sys.stderr)
+            return 1
+        print(f"Pushed {output_dir} to {url}")
+    return 0

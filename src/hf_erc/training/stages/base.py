@@ -1,0 +1,141 @@
+"""What every training stage is: a small object that, given the run's arguments, builds the model to train, the
+data it trains on and the collator; plus the helpers stages share (loading a stage checkpoint once, building
+a stage model from a checkpoint, an encoder or a preset)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+
+# `recipe` arguments are hf_erc.training.recipes.Recipe objects (not imported here: the recipes import the stages).
+
+
+@dataclass
+class RunArguments:
+    """The parsed arguments of one ``scripts/train.py`` run."""
+
+    model: Any  # ERCModelArguments
+    data: Any  # ERCDataArguments
+    distillation: Any  # DistillationArguments
+    training: Any  # ERCTrainingArguments
+    peft: Any  # TeacherPeftArguments
+
+
+@dataclass
+class StageSetup:
+    """What a stage trains and on what.
+
+    Args:
+        model: the model the Trainer optimises.
+        datasets: ``train``/``validation``/``test`` rows, in the form ``data_collator`` reads.
+        data_collator: rows -> batch of ``model.forward`` keyword arguments (plus ``labels``).
+        teacher_model: a frozen teacher run on every training batch (``None``: no teacher, or cached outputs).
+        finalize_model: applied to the trained model before the final save (e.g. ``fold_peft``).
+        save_with_model: objects with ``save_pretrained`` written next to the model (tokenizer, processor).
+        metrics: numbers about the data view recorded with the training metrics (e.g. skipped utterances).
+    """
+
+    model: PreTrainedModel
+    datasets: Mapping[str, Any]
+    data_collator: Callable[[Sequence[Mapping[str, Any]]], dict[str, torch.Tensor]]
+    teacher_model: nn.Module | None = None
+    finalize_model: Callable[[PreTrainedModel], PreTrainedModel] | None = None
+    save_with_model: list[Any] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class Stage:
+    """One training stage of a recipe. Subclasses say what one training row is (``reads``), what checkpoint they
+    write (``writes``), how a model card describes that checkpoint's inputs (``usage``), which class they train
+    (:meth:`model_class`) and how (:meth:`setup`)."""
+
+    reads: ClassVar[str] = ""
+    writes: ClassVar[str] = ""
+    usage: ClassVar[str] = ""
+    # What one dataset row is, for messages and metric names ("utterances" or "dialogues").
+    unit: ClassVar[str] = "utterances"
+
+    def model_class(self, recipe, modalities: Sequence[str]) -> type[PreTrainedModel]:
+        """The class this stage trains for ``--modalities`` (a clear error when they do not fit the stage)."""
+        raise NotImplementedError
+
+    def setup(self, recipe, args: RunArguments) -> StageSetup:
+        raise NotImplementedError
+
+
+# ---- Shared by the stages ------------------------------------------------------------------
+
+
+# Options naming each stage checkpoint a later stage reads.
+STAGE_CHECKPOINT_OPTIONS = {
+    "text": "--teacher_model_name_or_path",
+    "audio": "--audio_student_name_or_path",
+    "video": "--video_student_name_or_path",
+}
+
+
+def preset_name(args: RunArguments) -> str:
+    return args.model.preset or args.data.dataset_name
+
+
+def preset_config(recipe, args: RunArguments, modalities: Sequence[str] | None, **fields):
+    """``recipe.config_class.for_dataset`` of the run's preset, with ``--config_overrides`` and ``fields``."""
+    overrides = {**dict(args.model.config_overrides), **fields}
+    return recipe.config_class.for_dataset(preset_name(args), modalities=modalities, **overrides)
+
+
+def _is_checkpoint_of(config, model_class) -> bool:
+    return getattr(config, "model_type", None) == model_class.config_class.model_type
+
+
+def _auto_config(name_or_path: str):
+    from transformers import AutoConfig
+
+    import hf_erc.models  # noqa: F401  (registers the hf_erc configurations with AutoConfig)
+
+    return AutoConfig.from_pretrained(name_or_path)
+
+
+def build_stage_model(recipe, model_class, args: RunArguments, name_or_path: str | None, **text_fields):
+    """A stage model (TelME, MAGTKD): a checkpoint of that stage, or a pretrained encoder with a fresh head
+    (``from_encoder_pretrained``), or (no path) the dataset preset with ``--config_overrides`` (``text_fields``
+    set on its text encoder's configuration)."""
+    from ...features.encoders import resolve_encoder_path
+
+    overrides = dict(args.model.config_overrides)
+    if name_or_path is None:
+        config = preset_config(recipe, args, modalities=None)
+        for name, value in text_fields.items():
+            setattr(config.text_config, name, value)
+        return model_class(config)
+    path = resolve_encoder_path(name_or_path)
+    config = _auto_config(path)
+    if _is_checkpoint_of(config, model_class):
+        return model_class.from_pretrained(path, **overrides)
+    return model_class.from_encoder_pretrained(path, dataset=preset_name(args), **overrides)
+
+
+def load_stage_checkpoint(path: str | None, model_class, what: str):
+    """The trained stage checkpoint at ``path``, read once, as ``model_class``; a clear error when the path is
+    missing or holds another stage."""
+    if path is None:
+        raise ValueError(f"This stage needs {what}.")
+    config = _auto_config(path)
+    if not _is_checkpoint_of(config, model_class):
+        raise ValueError(
+            f"{path} is not a {model_class.__name__} checkpoint ({what}): pass the output_dir of that stage."
+        )
+    return model_class.from_pretrained(path, config=config)
+
+
+def check_same_labels(model, reference, reference_name: str) -> None:
+    if dict(model.config.id2label) != dict(reference.config.id2label):
+        raise ValueError(
+            f"The model predicts {model.config.id2label} but {reference_name} predicts {reference.config.id2label}: "
+            "train every stage on the same dataset (--dataset_name)."
+        )

@@ -1,0 +1,103 @@
+"""Tiny MELD-like data with real media files for the stage tests: the word and the audio pitch of each
+utterance follow its emotion, so a few epochs learn something."""
+
+import datasets
+import numpy as np
+import pytest
+from datasets import Dataset, DatasetDict
+
+from hf_erc.data.contract import contract_features
+from hf_erc.data.export import save_parquet_repo
+
+from .media_fixtures import write_corrupt, write_mp4
+from .tiny_encoders import tiny_audio_config, tiny_video_config
+
+HIDDEN = 32
+WORDS = {0: "calm", 1: "wow", 2: "scared"}  # neutral, surprise, fear
+FREQUENCIES = {0: 300.0, 1: 900.0, 2: 2000.0}
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[SEP]", "[MASK]"]
+VOCABULARY = SPECIAL_TOKENS + ["now", "feels", "i", "am", "so", "really", "you", "ok"] + list(WORDS.values())
+
+TINY_CONFIG = {
+    "text_config": {
+        "model_type": "bert",
+        "hidden_size": HIDDEN,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 37,
+        "max_position_embeddings": 64,
+        "type_vocab_size": 2,
+    },
+    "audio_config": tiny_audio_config(HIDDEN, num_hidden_layers=1),
+    "video_config": tiny_video_config(HIDDEN, num_hidden_layers=1),
+    "projection_size": HIDDEN,
+    "fusion_hidden_size": HIDDEN,
+    "fusion_num_heads": 2,
+    "text_max_length": 48,
+}
+
+
+def write_tokenizer(path):
+    """A word-level tokenizer with BERT's special tokens (no download)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.WordLevel({word: index for index, word in enumerate(VOCABULARY)}, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="[PAD]", unk_token="[UNK]", sep_token="[SEP]", mask_token="[MASK]"
+    )
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def media_split(directory, num_dialogues, seed, split):
+    """MELD-like utterance rows whose word and audio pitch follow the emotion; one mp4 per utterance."""
+    generator = np.random.default_rng(seed)
+    features = contract_features("meld", with_sentiment=False)
+    rows = {name: [] for name in features}
+    for dialogue in range(num_dialogues):
+        for turn in range(int(generator.integers(3, 5))):
+            emotion = int(generator.integers(0, 3))
+            path = str(directory / f"{split}_{dialogue}_{turn}.mp4")
+            has_media = True
+            if split == "train" and (dialogue, turn) == (0, 1):
+                path, has_media = None, False  # no media at all: skipped up front
+            elif split == "train" and (dialogue, turn) == (1, 1):
+                write_corrupt(path)  # announced but undecodable: dropped from its batch
+            else:
+                write_mp4(path, seconds=0.6, fps=10, size=(32, 48), frequency=FREQUENCIES[emotion])
+            filler = " ".join(generator.choice(["i", "am", "so", "really", "you", "ok"], size=2))
+            rows["dialogue_id"].append(f"{split}{dialogue}")
+            rows["turn"].append(turn)
+            rows["speaker"].append(str(generator.choice(["Ross", "Rachel", "Joey"])))
+            rows["text"].append(f"{filler} {WORDS[emotion]}")
+            rows["emotion"].append(emotion)
+            rows["audio_path"].append(path)
+            rows["video_path"].append(path)
+            rows["start"].append(0.0)
+            rows["end"].append(0.6)
+            rows["has_audio"].append(has_media)
+            rows["has_video"].append(has_media)
+    return Dataset.from_dict(rows, features=features, split=split)
+
+
+
+def media_workspace(root, train_dialogues, eval_dialogues):
+    """`root/data` (a prepared dataset whose train/validation/test splits have media files in `root/media`) and
+    `root/tokenizer`; returns a MonkeyPatch holding a private datasets cache, to `undo()` when done.
+
+    The private cache matters: the shared one can hand back the Parquet files of an earlier run's folder (same
+    names and sizes), whose media paths point into that run's (deleted) temporary folder.
+    """
+    media = root / "media"
+    media.mkdir()
+    splits = {"train": media_split(media, train_dialogues, 0, "train")}
+    splits["validation"] = media_split(media, eval_dialogues, 1, "validation")
+    splits["test"] = media_split(media, eval_dialogues, 2, "test")
+    save_parquet_repo(DatasetDict(splits), root / "data", "# Tiny MELD-like data with media, for tests\n")
+    write_tokenizer(root / "tokenizer")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("HF_DATASETS_CACHE", str(root / "datasets_cache"))
+    patch.setattr(datasets.config, "HF_DATASETS_CACHE", root / "datasets_cache")
+    return patch

@@ -381,12 +381,15 @@ class MediaCollator:
             raise ValueError(f"MediaCollator decodes audio or video, not {self.modality!r}.")
 
     def decode(self, row: Mapping[str, Any]):
-        """The waveform (audio) or the processor's number of RGB frames (video) of one media-view row."""
+        """The waveform (audio) or the frames the processor chooses (video) of one media-view row."""
         path, start, end = row["media_path"], row["media_start"], row["media_end"]
         if self.modality == "audio":
             return decode_audio(path, self.processor.audio_sampling_rate, start, end)
         size = resized_frame_size(path, self.processor.image_processor.crop_size["height"])
-        return decode_video_frames(path, self.processor.num_frames, size, start, end)
+        # The processor's own frame choice over the whole clip: what it picks when served the clip's frames.
+        return decode_video_frames(
+            path, self.processor.num_frames, size, start, end, frame_indices=self.processor.frame_indices
+        )
 
     def _too_long(self, waveform) -> bool:
         limit = self.processor.max_clip_seconds

@@ -127,12 +127,15 @@ def decode_video_frames(
     size: tuple[int, int] | None = (224, 224),
     start: float | None = None,
     end: float | None = None,
+    frame_indices=None,
 ) -> np.ndarray:
     """``num_frames`` RGB frames (uint8, ``[num_frames, height, width, 3]``) sampled uniformly over the clip.
 
     ``start``/``end`` (seconds) restrict sampling to a segment, which is how an IEMOCAP
     turn is cut from its dialogue recording. ``size`` is ``(height, width)``; ``None``
-    keeps the source size.
+    keeps the source size. ``frame_indices`` (``number of frames -> indices``) replaces the
+    uniform choice: a model's processor passes its own rule, so training reads the frames
+    serving reads.
     """
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
@@ -145,26 +148,29 @@ def decode_video_frames(
             # Seek near the segment start (in stream time base) so long recordings are not decoded from 0.
             offset = int(start / stream.time_base) if stream.time_base else 0
             container.seek(max(0, offset), stream=stream, backward=True, any_frame=False)
-        frames, times = [], []
-        try:
-            for frame in container.decode(stream):
-                time = frame.time if frame.time is not None else len(frames) / float(stream.average_rate or 25)
-                if start is not None and time < start:
-                    continue
-                if end is not None and time >= end:
-                    break
-                height, width = size if size is not None else (frame.height, frame.width)
-                frames.append(frame.to_ndarray(format="rgb24", width=width, height=height))
-                times.append(time)
-        except Exception as error:
-            raise MediaDecodeError(path, f"video decoding failed ({type(error).__name__}: {error})") from error
+        frames = []
+        for frame in container.decode(stream):
+            time = frame.time if frame.time is not None else len(frames) / float(stream.average_rate or 25)
+            if start is not None and time < start:
+                continue
+            if end is not None and time >= end:
+                break
+            height, width = size if size is not None else (frame.height, frame.width)
+            frames.append(frame.to_ndarray(format="rgb24", width=width, height=height))
+        if not frames:
+            where = "" if start is None and end is None else f" in [{start}, {end}) s"
+            raise MediaDecodeError(path, f"no decodable video frames{where}")
+        if frame_indices is None:
+            indices = np.linspace(0, len(frames) - 1, num_frames).round().astype(int)
+        else:
+            indices = frame_indices(len(frames))
+    except MediaDecodeError:
+        raise
+    except Exception as error:
+        raise MediaDecodeError(path, f"video decoding failed ({type(error).__name__}: {error})") from error
     finally:
         container.close()
-    if not frames:
-        where = "" if start is None and end is None else f" in [{start}, {end}) s"
-        raise MediaDecodeError(path, f"no decodable video frames{where}")
-    indices = np.linspace(0, len(frames) - 1, num_frames).round().astype(int)
-    return np.stack([frames[i] for i in indices])
+    return np.stack([frames[index] for index in indices])
 
 
 def resized_frame_size(path: str | os.PathLike, shortest_edge: int) -> tuple[int, int]:

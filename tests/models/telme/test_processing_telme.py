@@ -224,3 +224,35 @@ def test_checkpoint_without_hf_erc(tmp_path):
 
     reloaded = AutoProcessor.from_pretrained(tmp_path / "telme", trust_remote_code=True)
     assert (reloaded.max_length, reloaded.num_frames, reloaded.video_channel_order) == (24, NUM_FRAMES, "rgb")
+
+
+def test_a_training_batch_reads_the_frames_and_audio_the_processor_serves(tmp_path):
+    """The student stages' collator decodes a clip through the processor's rules: its tensors equal what the
+    processor gives for the same clip's frames and waveform (as the pipeline serves them)."""
+    from hf_erc.data.collators import MediaCollator
+    from hf_erc.data.media import decode_audio, decode_video_frames, resized_frame_size
+    from tests.utils.media_fixtures import frame_index, write_mp4
+
+    path = str(tmp_path / "clip.mp4")
+    write_mp4(path, seconds=2.0, fps=24, size=(48, 64))  # 48 frames
+    processor = tiny_processor(max_audio_seconds=1.0)
+    row = {"media_path": path, "media_start": None, "media_end": None, "row": 0, "emotion": 1}
+
+    size = resized_frame_size(path, FRAME_SIZE)
+    every_frame = decode_video_frames(path, size=size, frame_indices=lambda count: list(range(count)))
+    assert len(every_frame) == 48
+    served = processor(speakers=["Joey"], texts=["hi"], videos=[every_frame])
+    trained = MediaCollator("video", processor)([row])
+    torch.testing.assert_close(trained["pixel_values"], served["pixel_values"], rtol=0, atol=0)
+    # The frames are the reference's (two frames of 48: step 24, the 24th and the 48th), not evenly spaced over the
+    # clip (which would start at the first frame).
+    assert NUM_FRAMES == 2
+    chosen = decode_video_frames(path, size=size, frame_indices=processor.frame_indices)
+    assert [frame_index(frame) for frame in chosen] == [23, 47]
+
+    waveform = decode_audio(path, processor.audio_sampling_rate)
+    served = processor(speakers=["Joey"], texts=["hi"], audio=[waveform], sampling_rate=processor.audio_sampling_rate)
+    trained = MediaCollator("audio", processor)([row])
+    torch.testing.assert_close(trained["input_values"], served["input_values"], rtol=0, atol=0)
+    assert trained["attention_mask"].tolist() == served["audio_attention_mask"].tolist()
+    assert trained["input_values"].shape[1] == processor.audio_sampling_rate  # the last second kept

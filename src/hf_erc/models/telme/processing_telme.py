@@ -202,6 +202,10 @@ class TelMEProcessor(ProcessorMixin):
         return {"input_values": input_values, "audio_attention_mask": attention_mask}, present
 
     # --- video --------------------------------------------------------------------------------------------------
+    def frame_indices(self, num_available):
+        """Which of a clip's `num_available` frames the model reads (training decodes only these)."""
+        return sample_frame_indices(num_available, self.num_frames)
+
     def encode_video(self, clips):
         """`num_frames` processed frames per clip, zeros for utterances without video, and which have video."""
         present = [clip is not None and len(clip) > 0 for clip in clips]
@@ -209,7 +213,7 @@ class TelMEProcessor(ProcessorMixin):
         for clip, has_video in zip(clips, present):
             if not has_video:
                 continue
-            frames = [clip[index] for index in sample_frame_indices(len(clip), self.num_frames)]
+            frames = [clip[index] for index in self.frame_indices(len(clip))]
             frames = [torch.as_tensor(frame).numpy() for frame in frames]
             if self.video_channel_order == "bgr":
                 frames = [frame[..., ::-1].copy() for frame in frames]

@@ -23,9 +23,10 @@ tensors. What the conversion changes:
 The converted model reproduces the released one: the configuration keeps ``fusion_attention_scope="batch"``
 (the reference's fusion attention mixes the utterances of a batch; evaluate with batches of 4 in dataset order
 to get the reference's numbers, or use ``--fusion_attention_scope utterance`` for batch-independent
-predictions), and, with ``--tokenizer``, a processor is saved with the preprocessing the released students were
-trained on: audio at 22,050 Hz (the reference loads audio with librosa's default rate while declaring 16 kHz),
-its last 400,000 samples, and BGR frames (OpenCV's order).
+predictions), and, with ``--tokenizer``, a processor is saved with the authors' preprocessing
+(``preprocessing="reference"``: their speaker numbering and marker spacing, audio at 22,050 Hz — the reference
+loads audio with librosa's default rate while declaring 16 kHz — its last 400,000 samples, BGR frames as OpenCV
+reads them; ``docs/models/telme.md`` lists every item).
 
 Usage::
 
@@ -196,16 +197,18 @@ def convert_checkpoint(checkpoint_dir, dataset, config):
     return model.eval()
 
 
-def build_processor(tokenizer_name_or_path, config):
-    """The processor with the released models' preprocessing (see the module docstring): the reference's audio
-    normalisation and frame processing (``hf_erc.training.processors``), frames read as BGR like OpenCV."""
+def build_processor(tokenizer_name_or_path, config, dataset):
+    """The processor with the authors' preprocessing for ``dataset`` (``preprocessing="reference"``, see
+    ``hf_erc.training.processors.REFERENCE_SETTINGS``): what the released models were trained on."""
     from transformers import AutoTokenizer
 
     from hf_erc.training.processors import build_processor as build_model_processor
+    from hf_erc.training.processors import processor_settings
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_name_or_path)
     max_length = config.text_max_length - config.text_num_virtual_tokens
-    return build_model_processor(TelMEProcessor, tokenizer, config, max_length, video_channel_order="bgr")
+    settings = processor_settings("telme", dataset, "reference", config)
+    return build_model_processor(TelMEProcessor, tokenizer, config, max_length, settings)
 
 
 def parse_args(argv=None):
@@ -244,7 +247,7 @@ def main(argv=None):
     model = convert_checkpoint(args.checkpoint_dir, args.dataset, config)
     model.save_pretrained(args.output_dir)
     if args.tokenizer is not None:
-        build_processor(args.tokenizer, config).save_pretrained(args.output_dir)
+        build_processor(args.tokenizer, config, args.dataset).save_pretrained(args.output_dir)
     print(f"Converted {args.checkpoint_dir} ({args.dataset}) to {args.output_dir}.")
     return model
 

@@ -136,3 +136,18 @@ def test_an_unknown_model_family_or_stage_is_named_with_the_known_ones():
     with pytest.raises(ValueError, match=r"--model_type telme trains in stages: pass --stage"):
         get_recipe("telme").stage(None)
     assert get_recipe("sdt").stage(None)[0] == "full"
+
+
+def test_test_modules_take_shared_helpers_from_tests_utils():
+    """A test module imports helpers from tests/utils (or the shared model battery), never from another test
+    module."""
+    tests_root = Path(__file__).resolve().parent
+    offenders = []
+    for path in tests_root.rglob("test_*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                module = node.module or ""
+                leaf = module.rpartition(".")[2]
+                if leaf.startswith("test_") and leaf != "test_modeling_common":
+                    offenders.append(f"{path.relative_to(tests_root)} imports from {'.' * node.level}{module}")
+    assert not offenders, offenders

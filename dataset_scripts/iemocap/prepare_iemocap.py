@@ -2,7 +2,7 @@
 """Turn the official IEMOCAP release into a Parquet dataset repository, optionally pushed (privately) to the Hub.
 
     python dataset_scripts/iemocap/prepare_iemocap.py IEMOCAP_full_release data/iemocap \\
-        [--keep-unlabeled] [--push-to-hub user/iemocap]
+        [--keep-unlabeled] [--validation-split reference] [--push-to-hub user/iemocap]
 
 RAW_DIR is the extracted ``IEMOCAP_full_release`` folder (``Session1`` .. ``Session5``, see
 ``hf_erc.data.iemocap`` for the files read). The output folder holds
@@ -35,13 +35,23 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="Keep turns labelled outside the 6 classes (xxx, sur, fea, dis, oth) as context with emotion -1.",
     )
+    # Left unset unless given, so that they can be refused with --validation-split reference.
     parser.add_argument(
         "--validation-fraction",
         type=float,
-        default=0.1,
-        help="Share of the session 1-4 dialogues held out for validation (default: 0.1).",
+        default=None,
+        help="Share of the session 1-4 dialogues held out for validation (default: 0.1; random split only).",
     )
-    parser.add_argument("--seed", type=int, default=42, help="Seed of the validation draw (default: 42).")
+    parser.add_argument(
+        "--seed", type=int, default=None, help="Seed of the validation draw (default: 42; random split only)."
+    )
+    parser.add_argument(
+        "--validation-split",
+        choices=("random", "reference"),
+        default="random",
+        help="'random' (default): a seeded --validation-fraction of the session 1-4 dialogues; 'reference': the "
+        "fixed 12 validation dialogues of TelME's and MAGTKD's released code.",
+    )
     parser.add_argument(
         "--no-check-media", action="store_true", help="Only check that wav/avi files exist (much faster)."
     )
@@ -58,7 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     command = ["prepare", "iemocap", "--raw-dir", args.raw_dir, "--output", args.output]
-    command += ["--validation-fraction", str(args.validation_fraction), "--seed", str(args.seed)]
+    if args.validation_fraction is not None:
+        command += ["--validation-fraction", str(args.validation_fraction)]
+    if args.seed is not None:
+        command += ["--seed", str(args.seed)]
+    command += ["--validation-split", args.validation_split]
     if args.keep_unlabeled:
         command.append("--keep-unlabeled")
     if args.no_check_media:

@@ -14,6 +14,7 @@ import sys
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "hf_erc.data.prepare",
     "hf_erc.features.extract",
+    "hf_erc.inputs",
     "hf_erc.pipelines",
     "hf_erc.quickstart",
 )

@@ -6,7 +6,7 @@ import pytest
 import torch
 from datasets import ClassLabel, Dataset, Features, List, Value
 
-from hf_erc.data.collators import TELME_SPEAKER_TOKENS, DialogueCollator, UtteranceCollator, first_appearance_ids
+from hf_erc.data.collators import TELME_SPEAKER_TOKENS, DialogueCollator, PromptCollator, first_appearance_ids
 from hf_erc.data.dialogues import add_dialogue_context, group_dialogues
 from hf_erc.data.errors import DataFormatError
 
@@ -195,12 +195,24 @@ def _tiny_tokenizer():
     return tokenizer
 
 
-def test_utterance_collator_telme_format(utterances):
-    tokenizer = _tiny_tokenizer()
+def _prompt_collator(**processor_fields):
+    """A PromptCollator over a TelMEProcessor with the word-level tokenizer (the reference's audio and video
+    preprocessors, unused here)."""
+    from hf_erc.models import TelMEProcessor
+    from hf_erc.training.processors import reference_audio_feature_extractor, reference_image_processor
+
+    processor = TelMEProcessor(
+        _tiny_tokenizer(), reference_audio_feature_extractor(16000), reference_image_processor(32), **processor_fields
+    )
+    return PromptCollator(processor)
+
+
+def test_prompt_collator_telme_format(utterances):
+    collator = _prompt_collator()
+    tokenizer = collator.processor.tokenizer
     rows = list(add_dialogue_context(utterances))
-    collator = UtteranceCollator(tokenizer)
-    assert collator.render(rows[2]) == "<s1> hi there <s2> hello <s1> how are you </s> Now <s1> feels"
-    assert collator.render(rows[5]) == "<s1> pizza <s2> again <s3> no </s> Now <s3> feels"
+    assert collator.processor.render_row(rows[2]) == "<s1> hi there <s2> hello <s1> how are you </s> Now <s1> feels"
+    assert collator.processor.render_row(rows[5]) == "<s1> pizza <s2> again <s3> no </s> Now <s3> feels"
 
     batch = collator([rows[0], rows[2], rows[7]])
     assert set(batch) == {"input_ids", "attention_mask", "prompt_positions", "labels"}
@@ -223,21 +235,20 @@ def test_utterance_collator_telme_format(utterances):
     assert batch["labels"].tolist() == [0, 2, 1]
 
 
-def test_utterance_collator_left_truncation_keeps_prompt(utterances):
-    tokenizer = _tiny_tokenizer()
+def test_prompt_collator_left_truncation_keeps_prompt(utterances):
+    collator = _prompt_collator(max_length=10, pad_to_multiple_of=4)
+    tokenizer = collator.processor.tokenizer
     row = list(add_dialogue_context(utterances))[6]  # 3 context turns before "Joey: yes"
-    collator = UtteranceCollator(tokenizer, max_length=10, padding_side="right", pad_to_multiple_of=4)
-    batch = collator([row, {**row, "context_speakers": [], "context_texts": [], "emotion": -1}])
+    batch = collator([row, {**row, "turn": 0, "context_speakers": [], "context_texts": [], "emotion": -1}])
     # "<s1> pizza <s2> again <s3> no <s1> yes </s> Now <s1> feels" is 12 tokens: the oldest 3 go,
-    # 9 stay, then the mask; right padding up to 12 (10 rounded up to a multiple of 4).
+    # 9 stay, then the mask; left padding up to 12 (10 rounded up to a multiple of 4).
     assert tokenizer.convert_ids_to_tokens(batch["input_ids"][0].tolist()) == [
-        "again", "<s3>", "no", "<s1>", "yes", "</s>", "Now", "<s1>", "feels", "<mask>", "<pad>", "<pad>"
+        "<pad>", "<pad>", "again", "<s3>", "no", "<s1>", "yes", "</s>", "Now", "<s1>", "feels", "<mask>"
     ]  # fmt: skip
     assert batch["input_ids"].shape == (2, 12)
-    assert batch["attention_mask"][0].tolist() == [1] * 10 + [0] * 2
-    lengths = batch["attention_mask"].sum(1)
-    assert batch["prompt_positions"].tolist() == (lengths - 1).tolist()
+    assert batch["attention_mask"][0].tolist() == [0] * 2 + [1] * 10
+    assert batch["prompt_positions"].tolist() == [11, 11]
     assert batch["input_ids"][1, batch["prompt_positions"][1]] == tokenizer.mask_token_id
     assert batch["labels"].tolist() == [0, -100]
-    with pytest.raises(DataFormatError, match="add_dialogue_context"):
+    with pytest.raises(DataFormatError, match="with_dialogue_context"):
         collator([utterances[0]])

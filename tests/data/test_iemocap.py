@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
+from importlib import resources
 from pathlib import Path
 
 import datasets
@@ -13,135 +15,24 @@ from hf_erc.data.errors import DataFormatError, DataNotFoundError
 from hf_erc.data.iemocap import (
     IEMOCAPBuilder,
     build_iemocap,
-    parse_transcription,
+    iemocap_dataset_card,
+    reference_validation_dialogues,
     split_dialogue_ids,
-    turn_speaker,
 )
+from hf_erc.data.iemocap_files import parse_transcription, turn_speaker
 from hf_erc.data.media import decode_video_frames
 from hf_erc.labels import IEMOCAP_CODES, IEMOCAP_EMOTIONS
-from tests.utils.media_fixtures import frame_index, write_avi, write_corrupt, write_wav
-
-FPS = 10
-
-# session -> dialogue -> turns as (turn suffix, start, end, code, text), in the order the
-# EmoEvaluation file lists them (deliberately not chronological).
-RELEASE = {
-    1: {
-        "Ses01F_impro01": [
-            ("M001", 3.0, 3.8, "ang", "Let me see them."),
-            ("F000", 0.5, 1.2, "neu", "Excuse me."),
-            ("M000", 1.0, 2.0, "fru", "Do you have your forms?"),
-            ("F001", 2.1, 2.9, "xxx", "Yeah."),
-            ("F002", 4.0, 4.9, "sad", "Café? [LAUGHTER] I waited."),
-        ],
-        "Ses01F_script01_1": [
-            ("M000", 0.2, 1.0, "hap", "Guess what!"),
-            ("F000", 1.1, 1.9, "sur", "What?"),
-            ("M001", 2.0, 3.0, "exc", "We won."),
-        ],
-        # An "M" session whose first turn is spoken by the woman.
-        "Ses01M_impro02": [
-            ("F000", 0.3, 1.4, "sad", "I lost it."),
-            ("M000", 1.5, 2.5, "neu", "Lost what?"),
-        ],
-    },
-    2: {
-        "Ses02F_impro01": [
-            ("F000", 0.1, 0.9, "ang", "Again?"),
-            ("M000", 1.0, 1.9, "fru", "Sorry."),
-        ],
-        "Ses02M_script01_1b": [
-            ("M000", 0.2, 0.8, "hap", "Hi."),
-            ("F000", 0.9, 1.6, "exc", "Hello!"),
-            ("M001", 1.7, 2.4, "neu", "Ok."),
-        ],
-    },
-    5: {
-        "Ses05F_impro01": [
-            ("F000", 0.4, 1.1, "neu", "Next."),
-            ("M000", 1.2, 2.0, "ang", "No."),
-        ],
-        "Ses05M_impro02": [
-            ("M000", 0.1, 0.9, "sad", "It's over."),
-            ("F000", 1.0, 1.8, "hap", "Finally."),
-            ("M001", 5.0, 5.5, "neu", "Late line."),  # starts after the (short) recording ends
-        ],
-    },
-}
-MISSING_WAV = "Ses01F_impro01_M001"
-CORRUPT_AVI = "Ses02F_impro01"
-SHORT_AVI = "Ses05M_impro02"
-KEPT = {"hap", "sad", "neu", "ang", "exc", "fru"}
-
-
-def label_file_text(dialogue_id, turns):
-    lines = ["% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]", ""]
-    for suffix, start, end, code, _ in turns:
-        lines += [
-            f"[{start:.4f} - {end:.4f}]\t{dialogue_id}_{suffix}\t{code}\t[2.5000, 3.0000, 2.5000]",
-            "C-E2:\tNeutral state;\t()",
-            "C-E3:\tFrustration; Anger;\t()",
-            "C-F1:\tNeutral state;\t(a bit bored)",
-            "A-E3:\tval 3; act 2; dom  2;\t()",
-            "A-F1:\tval 3; act 3; dom  3;\t()",
-            "",
-        ]
-    return "\n".join(lines) + "\n"
-
-
-def transcription_text(dialogue_id, turns):
-    lines = []
-    for suffix, start, end, _, text in sorted(turns, key=lambda turn: turn[1]):
-        lines.append(f"{dialogue_id}_{suffix} [{start:08.4f}-{end:08.4f}]: {text}")
-    # Non-turns found in the real release: unnumbered speech and speaker-only noise lines.
-    lines.insert(1, f"{dialogue_id}_MXX0 [000.0000-000.3000]: [BREATHING]")
-    lines.append("M: [BREATHING]")
-    lines.append("F: [LAUGHTER]")
-    lines.append(f"{dialogue_id}_FXX1 [009.0000-009.5000]: Mm-hmm.")
-    # A numbered turn that the evaluators never labelled.
-    lines.append(f"{dialogue_id}_F099 [010.0000-010.5000]: (unlabelled)")
-    return "\r\n".join(lines) + "\r\n"
-
-
-def make_release(root: Path, release=RELEASE, media=True) -> Path:
-    """Write a fake ``IEMOCAP_full_release`` under ``root`` and return its path."""
-    raw_dir = root / "IEMOCAP_full_release"
-    for session, dialogues in release.items():
-        session_dir = raw_dir / f"Session{session}"
-        label_dir = session_dir / "dialog" / "EmoEvaluation"
-        transcription_dir = session_dir / "dialog" / "transcriptions"
-        avi_dir = session_dir / "dialog" / "avi" / "DivX"
-        for folder in (label_dir / "Categorical", transcription_dir, avi_dir):
-            folder.mkdir(parents=True, exist_ok=True)
-        # Junk that must be ignored.
-        (label_dir / "Categorical" / "junk_cat.txt").write_text("[1 - 2]\tnot a turn\n")
-        (label_dir / ".DS_Store").write_bytes(b"\x00\x01junk")
-        for dialogue_id, turns in dialogues.items():
-            (label_dir / f"{dialogue_id}.txt").write_text(label_file_text(dialogue_id, turns), encoding="utf-8")
-            (label_dir / f"._{dialogue_id}.txt").write_bytes(b"\x00\x05\x16\x07[ binary AppleDouble")
-            (label_dir / f"{dialogue_id}.anvil").write_text("<annotation/>")
-            (transcription_dir / f"{dialogue_id}.txt").write_text(
-                transcription_text(dialogue_id, turns), encoding="utf-8", newline=""
-            )
-            (transcription_dir / f"._{dialogue_id}.txt").write_bytes(b"\x00\x05\x16\x07")
-            if not media:
-                continue
-            wav_dir = session_dir / "sentences" / "wav" / dialogue_id
-            wav_dir.mkdir(parents=True, exist_ok=True)
-            for suffix, start, end, _, _ in turns:
-                turn_id = f"{dialogue_id}_{suffix}"
-                if turn_id != MISSING_WAV:
-                    write_wav(wav_dir / f"{turn_id}.wav", seconds=0.1)
-            (wav_dir / f"._{dialogue_id}_F000.wav").write_bytes(b"\x00\x05\x16\x07")
-            avi = avi_dir / f"{dialogue_id}.avi"
-            if dialogue_id == CORRUPT_AVI:
-                write_corrupt(avi)
-            else:
-                seconds = 2.0 if dialogue_id == SHORT_AVI else max(turn[2] for turn in turns) + 0.5
-                write_avi(avi, seconds=seconds, fps=FPS, with_audio=False)
-            (avi_dir / f"._{dialogue_id}.avi").write_bytes(b"\x00\x05\x16\x07")
-    return raw_dir
-
+from tests.utils.iemocap_release import (
+    CORRUPT_AVI,
+    KEPT,
+    MISSING_WAV,
+    REFERENCE_VALIDATION,
+    RELEASE,
+    SHORT_AVI,
+    make_release,
+    release_with,
+)
+from tests.utils.media_fixtures import frame_index
 
 def expected_rows(session_filter, keep_unlabeled=False):
     rows = []
@@ -364,6 +255,86 @@ def test_release_folder_parent_is_accepted(raw_dir, tmp_path):
     assert len(dataset["test"]) == len(expected_rows(lambda session: session == 5))
 
 
+# ----------------------------------------------------------------------------- reference split
+
+
+@pytest.fixture(scope="module")
+def reference_raw_dir(tmp_path_factory):
+    """The fake release plus every reference validation dialogue (sessions 1-4), without media."""
+    return make_release(tmp_path_factory.mktemp("iemocap_reference"), release_with(REFERENCE_VALIDATION), media=False)
+
+
+def test_shipped_reference_list_is_the_papers_12_dialogues():
+    data = json.loads((resources.files("hf_erc") / "resources" / "iemocap_reference_split.json").read_text())
+    assert sorted(data["validation"]) == sorted(REFERENCE_VALIDATION)
+    assert len(data["validation"]) == len(set(data["validation"])) == 12
+    assert "yuntaeyang/TelME" in data["source"] and "JieLi-dd/MAGTKD" in data["source"]
+    assert reference_validation_dialogues() == tuple(sorted(REFERENCE_VALIDATION))
+
+
+def test_reference_split_holds_out_exactly_the_listed_dialogues(reference_raw_dir, tmp_path):
+    dataset = build_iemocap(
+        reference_raw_dir, validation_split="reference", check_media=False, cache_dir=tmp_path / "cache"
+    )
+    assert sorted(set(dataset["validation"]["dialogue_id"])) == sorted(REFERENCE_VALIDATION)
+    assert len(dataset["validation"]) == 2 * len(REFERENCE_VALIDATION)
+    training = sorted(dialogue for session in (1, 2) for dialogue in RELEASE[session])
+    assert sorted(set(dataset["train"]["dialogue_id"])) == training
+    assert rows_of(dataset["train"]) == expected_rows(lambda session: session != 5)
+    assert rows_of(dataset["test"]) == expected_rows(lambda session: session == 5)
+    card = iemocap_dataset_card(dataset)
+    assert "reference split" in card and "TelME" in card and "MAGTKD" in card
+    assert "seeded share" not in card
+
+
+def test_random_split_is_unchanged_and_never_shares_the_reference_cache(reference_raw_dir, tmp_path):
+    cache = tmp_path / "cache"
+    reference = build_iemocap(reference_raw_dir, validation_split="reference", check_media=False, cache_dir=cache)
+    default = build_iemocap(reference_raw_dir, check_media=False, cache_dir=cache)
+    explicit = build_iemocap(reference_raw_dir, validation_split="random", check_media=False, cache_dir=cache)
+    training = sorted(
+        dialogue for session, dialogues in release_with(REFERENCE_VALIDATION).items() if session != 5
+        for dialogue in dialogues
+    )  # fmt: skip
+    expected_train, expected_validation = split_dialogue_ids(training, 0.1, 42)
+    for random_split in (default, explicit):
+        assert sorted(set(random_split["validation"]["dialogue_id"])) == expected_validation
+        assert sorted(set(random_split["train"]["dialogue_id"])) == expected_train
+    assert sorted(set(reference["validation"]["dialogue_id"])) == sorted(REFERENCE_VALIDATION)
+    assert "random split" in iemocap_dataset_card(default) and "reference split" not in iemocap_dataset_card(default)
+    # The choice is part of the builder config name and id, hence of the cache folder.
+    kwargs = {"cache_dir": str(cache), "data_dir": str(reference_raw_dir), "check_media": False}
+    reference_builder = IEMOCAPBuilder(validation_split="reference", **kwargs)
+    random_builder = IEMOCAPBuilder(validation_split="random", **kwargs)
+    assert reference_builder.config.name == "reference-split" and random_builder.config.name == "default"
+    assert reference_builder.config_id != random_builder.config_id
+    assert reference_builder.cache_dir != random_builder.cache_dir
+
+
+def test_reference_split_names_missing_dialogues_and_release(tmp_path):
+    present, missing = REFERENCE_VALIDATION[:10], REFERENCE_VALIDATION[10:]
+    raw_dir = make_release(tmp_path / "raw", release_with(present), media=False)
+    with pytest.raises(DataFormatError) as error:
+        build_iemocap(raw_dir, validation_split="reference", check_media=False, cache_dir=tmp_path / "cache")
+    message = str(error.value)
+    assert str(raw_dir) in message
+    assert "2 of the 12 reference validation dialogues" in message
+    assert all(dialogue in message for dialogue in missing)
+    assert not any(dialogue in message for dialogue in present)
+    # The random split does not need them.
+    dataset = build_iemocap(raw_dir, check_media=False, cache_dir=tmp_path / "cache")
+    assert len(set(dataset["train"]["dialogue_id"]) | set(dataset["validation"]["dialogue_id"])) == 15
+
+
+def test_reference_split_refuses_random_split_options(raw_dir, tmp_path):
+    with pytest.raises(ValueError, match=r"validation_fraction=0\.2: only for validation_split='random'"):
+        build_iemocap(raw_dir, validation_split="reference", validation_fraction=0.2, cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="seed=3: only for validation_split='random'"):
+        build_iemocap(raw_dir, validation_split="reference", seed=3, cache_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"validation_split must be one of \['random', 'reference'\], got 'fixed'"):
+        build_iemocap(raw_dir, validation_split="fixed", cache_dir=tmp_path)
+
+
 # ----------------------------------------------------------------------------- bad input
 
 
@@ -524,6 +495,17 @@ def test_prepare_script_pushes_privately_by_default(raw_dir, tmp_path, monkeypat
     assert script.main(common + ["--push-to-hub", "someone/iemocap", "--public"]) == 1
     error = capsys.readouterr().err
     assert "PUBLIC" in error and "--private" not in error
+
+
+def test_prepare_script_passes_the_reference_split(reference_raw_dir, tmp_path):
+    output = tmp_path / "iemocap"
+    script = load_prepare_script()
+    common = [str(reference_raw_dir), str(output), "--no-check-media", "--cache-dir", str(tmp_path / "cache")]
+    assert script.main(common + ["--validation-split", "reference"]) == 0
+    reloaded = datasets.load_dataset(str(output), cache_dir=str(tmp_path / "load_cache"))
+    assert sorted(set(reloaded["validation"]["dialogue_id"])) == sorted(REFERENCE_VALIDATION)
+    assert "reference split" in (output / "README.md").read_text()
+    assert script.main(common + ["--validation-split", "reference", "--seed", "3"]) == 2
 
 
 def test_unparseable_transcription_line_names_file_and_line(tmp_path):

@@ -240,3 +240,52 @@ def test_reprepared_folder_is_never_read_from_a_stale_cache(tmp_path):
     second = load_erc_dataset("meld", folder("two", "bbbb"))
     assert first["train"]["text"] == ["aaaa0", "aaaa1"]
     assert second["train"]["text"] == ["bbbb0", "bbbb1"]
+
+
+def test_cli_prepare_iemocap_reference_split(tmp_path, capsys):
+    """``--validation-split reference`` holds out the authors' 12 dialogues; it is refused with random-only flags."""
+    from tests.utils.iemocap_release import REFERENCE_VALIDATION, make_release, release_with
+
+    raw_dir = make_release(tmp_path / "raw", release_with(REFERENCE_VALIDATION), media=False)
+    output = tmp_path / "out"
+    common = ["prepare", "iemocap", "--raw-dir", str(raw_dir), "--output", str(output), "--no-check-media",
+              "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
+    assert main(common + ["--validation-split", "reference"]) == 0
+    printed = capsys.readouterr().out
+    assert re.split(r"\s+", printed.splitlines()[1]) == ["dialogues", "5", "12", "2", "19"]
+    loaded = load_erc_dataset("iemocap", output)
+    assert sorted(set(loaded["validation"]["dialogue_id"])) == sorted(REFERENCE_VALIDATION)
+    assert "reference split" in (output / "README.md").read_text(encoding="utf-8")
+
+    assert main(common + ["--validation-split", "reference", "--validation-fraction", "0.2", "--seed", "3"]) == 2
+    assert (
+        "hf-erc prepare: error: --validation-fraction, --seed: only for --validation-split random; "
+        "the reference split is a fixed list of 12 dialogues."
+    ) in capsys.readouterr().err
+
+    partial = make_release(tmp_path / "partial", release_with(REFERENCE_VALIDATION[1:]), media=False)
+    partial_command = ["prepare", "iemocap", "--raw-dir", str(partial), "--output", str(tmp_path / "o2"),
+                       "--no-check-media", "--validation-split", "reference"]  # fmt: skip
+    assert main(partial_command + ["--cache-dir", str(tmp_path / "cache")]) == 2
+    error = capsys.readouterr().err
+    assert "1 of the 12 reference validation dialogues" in error and REFERENCE_VALIDATION[0] in error
+
+
+def test_cli_refuses_validation_split_for_meld(tmp_path, capsys):
+    argv = ["prepare", "meld", "--raw-dir", str(tmp_path), "--output", str(tmp_path / "o")]
+    assert main(argv + ["--validation-split", "reference"]) == 2
+    assert "--validation-split: only for iemocap, not meld." in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(argv + ["--validation-split", "fixed"])
+    assert "invalid choice: 'fixed'" in capsys.readouterr().err
+
+
+def test_load_erc_dataset_passes_validation_split(monkeypatch, tmp_path):
+    calls = []
+    fake = types.ModuleType("hf_erc.data.iemocap")
+    fake.build_iemocap = lambda raw_dir, **options: calls.append((raw_dir, options)) or "built"
+    monkeypatch.setitem(sys.modules, "hf_erc.data.iemocap", fake)
+    assert load_erc_dataset("iemocap", tmp_path, validation_split="reference") == "built"
+    assert calls == [(tmp_path, {"validation_split": "reference"})]
+    with pytest.raises(TypeError, match=r"unknown option\(s\) \['validation_split'\]"):
+        load_erc_dataset("meld", tmp_path, validation_split="reference")

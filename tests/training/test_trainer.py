@@ -284,6 +284,25 @@ def test_adam_l2_option_uses_coupled_l2_on_every_parameter(tmp_path, datasets_sm
     assert sum(len(group["params"]) for group in decayed) == len(list(trainer.model.parameters()))
 
 
+def test_decay_all_parameters_applies_adamw_decay_to_biases_and_norms_too(tmp_path, datasets_small):
+    train_dataset, _ = datasets_small
+    arguments = {"weight_decay": 0.01, "eval_strategy": "no", "load_best_model_at_end": False}
+    counts = {}
+    for decay_all in (False, True):
+        trainer = ERCTrainer(
+            model=toy_model(),
+            args=training_arguments(tmp_path, decay_all_parameters=decay_all, **arguments),
+            train_dataset=train_dataset,
+            data_collator=collate_dialogues,
+        )
+        optimizer = trainer.create_optimizer()
+        assert type(optimizer) is torch.optim.AdamW
+        decayed = [group for group in optimizer.param_groups if group["weight_decay"] == 0.01]
+        counts[decay_all] = sum(len(group["params"]) for group in decayed)
+    total = len(list(toy_model().parameters()))
+    assert counts[True] == total and counts[False] < total
+
+
 # ---- Distillation from a frozen teacher ----------------------------------------------------
 
 

@@ -1,5 +1,6 @@
 """Batch builders: padded dialogues for dialogue-level models, prompted contexts for text models, decoded media
-for audio and video models, and cached utterance embeddings for utterance-level fusion."""
+for audio and video models, and cached utterance embeddings for utterance-level fusion. Utterance-level models'
+inputs are built by their processor (TelME's, MAGTKD's): these collators only hand it the rows."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ __all__ = [
     "TELME_SPEAKER_TOKENS",
     "DialogueCollator",
     "MediaCollator",
-    "UtteranceCollator",
+    "PromptCollator",
     "UtteranceEmbeddingCollator",
     "first_appearance_ids",
 ]
@@ -252,105 +253,31 @@ class DialogueCollator:
 
 
 @dataclass
-class UtteranceCollator:
-    """Utterance batches for text teachers: the dialogue so far plus a prompt, left-truncated.
+class PromptCollator:
+    """Utterance batches for prompted text models (TelME's teacher, MAGTKD's text model): each row's dialogue
+    context and prompt, built and tokenized by the model's processor (``render_row``, ``encode_prompts``).
 
-    Each row (from :func:`hf_erc.data.dialogues.add_dialogue_context`) becomes, as in TelME
-    (``MELD/utils.py`` ``make_batchs`` and ``encode_right_truncated``)::
-
-        <s1> context turn <s2> context turn ... <sK> current utterance </s> Now <sK> feels<mask>
-
-    Speakers are marked ``<s1>``, ``<s2>``, ... by first appearance in the visible turns (add
-    ``TELME_SPEAKER_TOKENS`` to the tokenizer as special tokens, as TelME does). The text is tokenized
-    without the tokenizer's own special tokens, only the last ``max_length - 1`` tokens are kept (the
-    oldest context goes first, so the prompt and, when it fits, the whole current utterance stay), and
-    the mask token is appended. Rows are padded on the left, TelME's choice, so the mask sits at the
-    last position of every row. Models read the hidden state at ``prompt_positions`` (which a PEFT
-    prompt-tuning wrapper shifts by its number of virtual tokens).
-
-    Output: ``input_ids`` and ``attention_mask`` long ``[B, L]``, ``prompt_positions`` long ``[B]``
-    (index of the appended mask, or of the last token when ``append_mask_token=False``) and
-    ``labels`` long ``[B]`` (-100 for unlabelled rows; left out when rows have no ``label_column``).
-
-    Args:
-        tokenizer: a ``transformers`` tokenizer.
-        max_length: most tokens per row, mask included (TelME: 511 + the mask).
-        speaker_token_template: marker of the ``index``-th speaker (1-based).
-        turn_template: how one turn is written (``speaker`` is the marker).
-        prompt_template: text after the turns; ``{speaker}`` is the current marker, ``{sep}`` the
-            tokenizer's separator (``</s>`` for RoBERTa, what TelME writes).
-        append_mask_token: append ``tokenizer.mask_token_id`` after the prompt.
-        padding_side: ``"left"`` (TelME) or ``"right"``.
-        pad_to_multiple_of: round ``L`` up to a multiple of this.
-        label_column: column holding the label of the current utterance.
+    Rows come from :func:`hf_erc.data.views.with_prompt_context`. Output: the processor's ``input_ids``,
+    ``attention_mask`` (left-padded) and ``prompt_positions``, and ``labels`` long ``[B]`` (-100 for unlabelled
+    rows; left out when rows have no ``label_column``).
     """
 
-    tokenizer: Any
-    max_length: int = 512
-    speaker_token_template: str = "<s{index}>"
-    turn_template: str = "{speaker} {text}"
-    prompt_template: str = "{sep} Now {speaker} feels"
-    append_mask_token: bool = True
-    padding_side: str = "left"
-    pad_to_multiple_of: int | None = None
+    processor: Any
     label_column: str | None = "emotion"
 
-    def __post_init__(self):
-        if self.padding_side not in ("left", "right"):
-            raise ValueError(f"padding_side={self.padding_side!r}: expected 'left' or 'right'.")
-        if self.append_mask_token and self.tokenizer.mask_token_id is None:
-            raise ValueError("append_mask_token=True needs a tokenizer with a mask token.")
-        if self.tokenizer.pad_token_id is None:
-            raise ValueError("UtteranceCollator needs a tokenizer with a pad token.")
-        if self.max_length < 2:
-            raise ValueError(f"max_length={self.max_length}: expected at least 2.")
-
     @property
-    def separator(self) -> str:
-        return self.tokenizer.sep_token or self.tokenizer.eos_token or ""
-
-    def render(self, row: Mapping[str, Any]) -> str:
-        """The prompt text of one row (before tokenization and truncation)."""
-        for name in ("context_speakers", "context_texts", "speaker", "text"):
-            if name not in row:
-                raise DataFormatError(
-                    f"UtteranceCollator: rows need a '{name}' column; run "
-                    "hf_erc.data.dialogues.add_dialogue_context on the dataset first."
-                )
-        speakers = list(row["context_speakers"]) + [row["speaker"]]
-        texts = list(row["context_texts"]) + [row["text"]]
-        if len(speakers) != len(texts):
-            raise DataFormatError(
-                f"dialogue {row.get('dialogue_id')}, turn {row.get('turn')}: {len(speakers) - 1} context speakers "
-                f"for {len(texts) - 1} context texts."
-            )
-        markers = [self.speaker_token_template.format(index=index + 1) for index in first_appearance_ids(speakers)]
-        turns = " ".join(self.turn_template.format(speaker=m, text=t) for m, t in zip(markers, texts)).strip()
-        return f"{turns} {self.prompt_template.format(speaker=markers[-1], sep=self.separator)}"
+    def max_length(self) -> int:
+        return self.processor.max_length
 
     def __call__(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
         if len(rows) == 0:
-            raise ValueError("UtteranceCollator got an empty list of rows.")
-        encoded = self.tokenizer([self.render(row) for row in rows], add_special_tokens=False)["input_ids"]
-        budget = self.max_length - int(self.append_mask_token)
-        tail = [self.tokenizer.mask_token_id] if self.append_mask_token else []
-        sequences = [list(ids[-budget:]) + tail for ids in encoded]
-        lengths = np.array([len(ids) for ids in sequences], dtype=np.int64)
-        width = _round_up(int(lengths.max()), self.pad_to_multiple_of)
-
-        input_ids = np.full((len(rows), width), self.tokenizer.pad_token_id, dtype=np.int64)
-        attention_mask = np.zeros((len(rows), width), dtype=np.int64)
-        for index, ids in enumerate(sequences):
-            span = slice(width - len(ids), width) if self.padding_side == "left" else slice(0, len(ids))
-            input_ids[index, span] = ids
-            attention_mask[index, span] = 1
-        prompt_positions = np.full(len(rows), width - 1) if self.padding_side == "left" else lengths - 1
-
-        batch = {
-            "input_ids": torch.from_numpy(input_ids),
-            "attention_mask": torch.from_numpy(attention_mask),
-            "prompt_positions": torch.from_numpy(prompt_positions.astype(np.int64)),
-        }
+            raise ValueError("PromptCollator got an empty list of rows.")
+        try:
+            prompts = [self.processor.render_row(row) for row in rows]
+        except ValueError as error:
+            row = rows[0]
+            raise DataFormatError(f"dialogue {row.get('dialogue_id')}, turn {row.get('turn')}: {error}") from error
+        batch = dict(self.processor.encode_prompts(prompts))
         if self.label_column is not None and self.label_column in rows[0]:
             batch["labels"] = torch.from_numpy(_label_ids([row[self.label_column] for row in rows]))
         return batch
@@ -385,6 +312,7 @@ class MediaCollator:
         path, start, end = row["media_path"], row["media_start"], row["media_end"]
         if self.modality == "audio":
             return decode_audio(path, self.processor.audio_sampling_rate, start, end)
+        start, end = self.processor.video_segment(start, end)
         size = resized_frame_size(path, self.processor.image_processor.crop_size["height"])
         # The processor's own frame choice over the whole clip: what it picks when served the clip's frames.
         return decode_video_frames(

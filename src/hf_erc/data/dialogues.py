@@ -118,7 +118,7 @@ def add_dialogue_context(dataset: Dataset, max_context_turns: int | None = None)
     """Add ``context_speakers`` and ``context_texts``: the turns before each utterance in its dialogue.
 
     The lists run oldest to newest and exclude the utterance itself; ``max_context_turns`` keeps only
-    the most recent ones. Used by :class:`hf_erc.data.collators.UtteranceCollator` to build the
+    the most recent ones. Read by the processors of TelME and MAGTKD to build the
     text teachers' inputs.
     """
     if max_context_turns is not None and max_context_turns < 0:

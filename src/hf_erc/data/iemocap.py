@@ -13,14 +13,19 @@ Rows follow the data contract of ``DESIGN.md``: one per labelled turn, dialogues
 order, turns in start-time order. The six classes are ``hf_erc.labels.IEMOCAP_EMOTIONS``;
 turns labelled ``xxx``/``sur``/``fea``/``dis``/``oth`` are dropped, or kept as unlabelled
 context (``emotion = -1``) with ``keep_unlabeled=True``. Sessions 1-4 give ``train`` and a
-seeded ``validation`` set of whole dialogues, session 5 gives ``test``. A turn's video is
-the slice ``[start, end)`` of its dialogue's avi (see ``hf_erc.data.media.decode_video_frames``).
+``validation`` set of whole dialogues, session 5 gives ``test``. The validation dialogues are a
+seeded draw (``validation_split="random"``, the default) or the fixed 12 dialogues of TelME's and
+MAGTKD's released code (``validation_split="reference"``, shipped as
+``hf_erc/resources/iemocap_reference_split.json``). A turn's video is the slice ``[start, end)`` of
+its dialogue's avi (see ``hf_erc.data.media.decode_video_frames``).
 
 What counts as an error and what is skipped:
 
 * errors (:class:`~hf_erc.data.errors.DataNotFoundError`): no ``Session1``..``Session5``
   folder, a session without ``dialog/EmoEvaluation``, a labelled dialogue without its
   transcription file;
+* errors (:class:`~hf_erc.data.errors.DataFormatError`): with the reference split, a listed
+  validation dialogue that the release lacks (the split would silently differ from the papers');
 * errors (:class:`~hf_erc.data.errors.DataFormatError`, naming file and line): a label line
   (one starting with ``[``) that does not parse, an emotion code outside the IEMOCAP set, a
   turn id that does not belong to the file's dialogue, a turn labelled twice or transcribed
@@ -35,19 +40,22 @@ What counts as an error and what is skipped:
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import os
 import random
-import re
 from collections import Counter
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import datasets
 
-from ..labels import IEMOCAP_CODES, IEMOCAP_EXCLUDED_CODES
+from ..labels import IEMOCAP_CODES
 from .contract import contract_features
 from .errors import DataFormatError, DataNotFoundError
+from .iemocap_files import _is_release_file, parse_emo_evaluation, parse_transcription
 from .media import MediaDecodeError, probe_media
 
 logger = logging.getLogger(__name__)
@@ -55,6 +63,12 @@ logger = logging.getLogger(__name__)
 SESSIONS: tuple[int, ...] = (1, 2, 3, 4, 5)
 TEST_SESSIONS: tuple[int, ...] = (5,)
 UNLABELED = -1
+# How the session 1-4 dialogues are split into train and validation (see IEMOCAPConfig).
+VALIDATION_SPLITS: tuple[str, ...] = ("random", "reference")
+DEFAULT_VALIDATION_FRACTION = 0.1
+DEFAULT_SEED = 42
+# Config name of the reference split: it names the cache folder and DatasetInfo.config_name.
+REFERENCE_CONFIG_NAME = "reference-split"
 
 IEMOCAP_CITATION = """@article{busso2008iemocap,
     title = {{IEMOCAP}: Interactive emotional dyadic motion capture database},
@@ -73,36 +87,6 @@ _EXPECTED_LAYOUT = (
     "Session*/dialog/transcriptions/<dialogue>.txt, Session*/sentences/wav/<dialogue>/<turn>.wav "
     "and Session*/dialog/avi/DivX/<dialogue>.avi"
 )
-
-# "[6.2901 - 8.2357]\tSes01F_impro01_F000\tneu\t[2.5000, 2.5000, 2.5000]"
-_LABEL_LINE = re.compile(r"^\[\s*(?P<start>[^\s\]]+)\s*-\s*(?P<end>[^\s\]]+)\s*\]\s+(?P<turn>\S+)\s+(?P<code>\S+)")
-# "Ses01F_impro01_F000 [006.2901-008.2357]: Excuse me." (the times are not needed, so not required)
-_TRANSCRIPTION_LINE = re.compile(r"^(?P<turn>[^\s\[:]+)\s*(?:\[[^\]]*\])?\s*:(?P<text>.*)$")
-# A dialogue name as it appears in file names: "Ses01F_impro01", "Ses05M_script01_1b".
-_DIALOGUE_NAME = re.compile(r"^Ses\d{2}[FM]_\w+$")
-_KNOWN_CODES = IEMOCAP_CODES + IEMOCAP_EXCLUDED_CODES
-
-
-def turn_speaker(turn_id: str, dialogue_id: str) -> str | None:
-    """``"F"``/``"M"`` for a numbered turn of ``dialogue_id`` (``Ses01F_impro01_M003`` -> ``"M"``), else None.
-
-    The letter is the speaker of that turn; the letter after the session number is only the
-    actor who wore the motion-capture markers in that recording.
-    """
-    match = re.fullmatch(re.escape(dialogue_id) + r"_([FM])\d{3}", turn_id)
-    return match.group(1) if match else None
-
-
-@dataclass(frozen=True)
-class LabeledTurn:
-    """One turn line of an EmoEvaluation file."""
-
-    turn_id: str
-    speaker: str
-    start: float
-    end: float
-    code: str
-    line_number: int
 
 
 @dataclass
@@ -126,100 +110,6 @@ class Dialogue:
     dialogue_id: str
     session: int
     utterances: list[Utterance]
-
-
-def _read_lines(path: Path) -> list[str]:
-    """Lines of a release text file; UTF-8, falling back to Latin-1 for the odd non-UTF-8 byte."""
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        text = data.decode("latin-1")
-    return text.splitlines()
-
-
-def _is_release_file(path: Path, suffix: str) -> bool:
-    """A regular ``<dialogue><suffix>`` file, not an AppleDouble ``._*`` file or other junk."""
-    return (
-        path.is_file()
-        and path.suffix == suffix
-        and not path.name.startswith(".")
-        and bool(_DIALOGUE_NAME.match(path.stem))
-    )
-
-
-def parse_emo_evaluation(path: str | os.PathLike) -> list[LabeledTurn]:
-    """Turn lines of an EmoEvaluation file, in file order.
-
-    Only lines starting with ``[`` are turns; evaluator (``C-E1:``, ``A-E3:``), header and
-    blank lines are skipped. Raises :class:`DataFormatError` for a turn line that does not
-    parse, an unknown code, a turn of another dialogue, or a turn labelled twice.
-    """
-    path = Path(path)
-    dialogue_id = path.stem
-    turns, seen = [], {}
-    for line_number, line in enumerate(_read_lines(path), start=1):
-        if not line.startswith("["):
-            continue
-        where = f"{path}, line {line_number}"
-        match = _LABEL_LINE.match(line)
-        if match is None:
-            raise DataFormatError(
-                f"{where}: cannot parse label line {line!r}; expected "
-                "'[START - END]<TAB>TURN_ID<TAB>CODE<TAB>[V, A, D]'. Re-extract this file from the IEMOCAP release."
-            )
-        try:
-            start, end = float(match["start"]), float(match["end"])
-        except ValueError:
-            raise DataFormatError(
-                f"{where}: times in {line!r} are not numbers (expected '[6.2901 - 8.2357]')."
-            ) from None
-        if end < start:
-            raise DataFormatError(f"{where}: turn ends ({end}) before it starts ({start}) in {line!r}.")
-        turn_id, code = match["turn"], match["code"]
-        speaker = turn_speaker(turn_id, dialogue_id)
-        if speaker is None:
-            raise DataFormatError(
-                f"{where}: turn id {turn_id!r} is not a turn of dialogue {dialogue_id!r} "
-                f"(expected '{dialogue_id}_F000' or '{dialogue_id}_M000' style ids)."
-            )
-        if code not in _KNOWN_CODES:
-            raise DataFormatError(
-                f"{where}: unknown emotion code {code!r} for {turn_id}; allowed codes: {', '.join(_KNOWN_CODES)}."
-            )
-        if turn_id in seen:
-            raise DataFormatError(f"{where}: turn {turn_id} is labelled again (first at line {seen[turn_id]}).")
-        seen[turn_id] = line_number
-        turns.append(LabeledTurn(turn_id, speaker, start, end, code, line_number))
-    return turns
-
-
-def parse_transcription(path: str | os.PathLike) -> dict[str, str]:
-    """``{turn_id: text}`` for the numbered turns of a transcription file, text as released.
-
-    Lines whose first field is not a numbered turn of the file's dialogue (``M: [BREATHING]``,
-    ``Ses01F_script01_1_MXX0 ...`` unsegmented speech, blank lines) are skipped.
-    """
-    path = Path(path)
-    dialogue_id = path.stem
-    texts, seen = {}, {}
-    for line_number, line in enumerate(_read_lines(path), start=1):
-        fields = line.split(maxsplit=1)
-        if not fields or turn_speaker(fields[0].rstrip(":"), dialogue_id) is None:
-            continue
-        where = f"{path}, line {line_number}"
-        match = _TRANSCRIPTION_LINE.match(line)
-        if match is None:
-            raise DataFormatError(
-                f"{where}: cannot parse transcription line {line!r}; expected 'TURN_ID [START-END]: TEXT'. "
-                "Re-extract this file from the IEMOCAP release."
-            )
-        turn_id = match["turn"]
-        if turn_id in seen:
-            raise DataFormatError(f"{where}: turn {turn_id} is transcribed again (first at line {seen[turn_id]}).")
-        seen[turn_id] = line_number
-        texts[turn_id] = match["text"].strip()
-    return texts
 
 
 def find_session_dirs(raw_dir: str | os.PathLike) -> dict[int, Path]:
@@ -395,6 +285,40 @@ def split_dialogue_ids(dialogue_ids: list[str], validation_fraction: float, seed
     return [d for d in ordered if d not in validation], [d for d in ordered if d in validation]
 
 
+@functools.lru_cache(maxsize=1)
+def reference_validation_dialogues() -> tuple[str, ...]:
+    """The 12 session 1-4 validation dialogues of TelME's and MAGTKD's released code, in name order.
+
+    Shipped as data (``hf_erc/resources/iemocap_reference_split.json``) so that results can be
+    compared with the papers' on the same validation set.
+    """
+    path = resources.files("hf_erc") / "resources" / "iemocap_reference_split.json"
+    return tuple(sorted(json.loads(path.read_text(encoding="utf-8"))["validation"]))
+
+
+def reference_split_dialogue_ids(
+    dialogue_ids: list[str], raw_dir: str | os.PathLike | None = None
+) -> tuple[list[str], list[str]]:
+    """(train, validation) dialogue ids of session 1-4 ``dialogue_ids`` under the reference split.
+
+    Validation is exactly :func:`reference_validation_dialogues`; every other dialogue is train.
+    Raises :class:`DataFormatError` naming the listed dialogues absent from ``dialogue_ids`` (and
+    the release folder ``raw_dir``): without them the split would silently differ from the papers'.
+    """
+    reference = reference_validation_dialogues()
+    present = set(dialogue_ids)
+    missing = [dialogue for dialogue in reference if dialogue not in present]
+    if missing:
+        where = f"the IEMOCAP release in {raw_dir}" if raw_dir is not None else "the IEMOCAP release"
+        raise DataFormatError(
+            f"{where} lacks {len(missing)} of the {len(reference)} reference validation dialogues (or has no kept "
+            f"turn in them): {', '.join(missing)}. The reference split needs all of them; use the complete "
+            "IEMOCAP_full_release or validation_split='random'."
+        )
+    ordered = sorted(present)
+    return [d for d in ordered if d not in reference], [d for d in ordered if d in reference]
+
+
 def iemocap_features() -> datasets.Features:
     """Columns of the IEMOCAP ``DatasetDict`` (the data contract plus ``utterance_id``, the release's turn id)."""
     return contract_features("iemocap", utterance_id="string")
@@ -406,18 +330,43 @@ class IEMOCAPConfig(datasets.BuilderConfig):
 
     Args:
         keep_unlabeled: keep turns labelled outside the 6 classes as context, with ``emotion = -1``.
-        validation_fraction: share of the session 1-4 dialogues held out for validation.
-        seed: seed of the validation draw.
+        validation_split: ``"random"`` holds out a seeded ``validation_fraction`` of the session 1-4
+            dialogues; ``"reference"`` holds out the fixed 12 dialogues of TelME's and MAGTKD's code
+            (:func:`reference_validation_dialogues`), where ``validation_fraction`` and ``seed`` do not
+            apply. The reference config is named ``REFERENCE_CONFIG_NAME``, so the two never share a cache.
+        validation_fraction: share of the session 1-4 dialogues held out for validation (random split).
+        seed: seed of the validation draw (random split).
         check_media: probe each wav and each dialogue avi (first frame only) so ``has_audio`` and
             ``has_video`` mean "decodable"; without it they mean "file exists".
     """
 
     keep_unlabeled: bool = False
-    validation_fraction: float = 0.1
-    seed: int = 42
+    validation_fraction: float = DEFAULT_VALIDATION_FRACTION
+    seed: int = DEFAULT_SEED
     check_media: bool = True
+    validation_split: str = "random"
 
     def __post_init__(self):
+        if self.validation_split not in VALIDATION_SPLITS:
+            raise ValueError(
+                f"validation_split must be one of {list(VALIDATION_SPLITS)}, got {self.validation_split!r}."
+            )
+        if self.validation_split == "reference":
+            given = {
+                name: value
+                for name, value, default in (
+                    ("validation_fraction", self.validation_fraction, DEFAULT_VALIDATION_FRACTION),
+                    ("seed", self.seed, DEFAULT_SEED),
+                )
+                if value != default
+            }
+            if given:
+                raise ValueError(
+                    f"{', '.join(f'{name}={value!r}' for name, value in given.items())}: only for "
+                    "validation_split='random'; the reference split is a fixed list of 12 dialogues."
+                )
+            if self.name == "default":
+                self.name = REFERENCE_CONFIG_NAME
         super().__post_init__()
         _check_validation_fraction(self.validation_fraction)
 
@@ -445,10 +394,13 @@ class IEMOCAPBuilder(datasets.GeneratorBasedBuilder):
         dialogues = read_iemocap(
             self.config.data_dir, keep_unlabeled=self.config.keep_unlabeled, check_media=self.config.check_media
         )
-        training = [dialogue for dialogue in dialogues if dialogue.session not in TEST_SESSIONS]
-        train_ids, validation_ids = split_dialogue_ids(
-            [dialogue.dialogue_id for dialogue in training], self.config.validation_fraction, self.config.seed
-        )
+        training_ids = [dialogue.dialogue_id for dialogue in dialogues if dialogue.session not in TEST_SESSIONS]
+        if self.config.validation_split == "reference":
+            train_ids, validation_ids = reference_split_dialogue_ids(training_ids, self.config.data_dir)
+        else:
+            train_ids, validation_ids = split_dialogue_ids(
+                training_ids, self.config.validation_fraction, self.config.seed
+            )
         by_id = {dialogue.dialogue_id: dialogue for dialogue in dialogues}
         test = [dialogue for dialogue in dialogues if dialogue.session in TEST_SESSIONS]
         if not test:
@@ -500,11 +452,32 @@ IEMOCAP_LICENSE_NOTICE = (
 )
 
 
-def iemocap_dataset_card(dataset_dict: datasets.DatasetDict) -> str:
-    """Markdown body of the dataset card of a prepared IEMOCAP folder."""
+def _built_validation_split(dataset_dict: datasets.DatasetDict) -> str:
+    """``"reference"`` if the splits were built with the reference config (its ``config_name``), else ``"random"``."""
+    names = {split.info.config_name for split in dataset_dict.values()}
+    return "reference" if REFERENCE_CONFIG_NAME in names else "random"
+
+
+def iemocap_dataset_card(dataset_dict: datasets.DatasetDict, validation_split: str | None = None) -> str:
+    """Markdown body of the dataset card of a prepared IEMOCAP folder.
+
+    ``validation_split`` (``"random"``/``"reference"``) says how validation was drawn; by default it
+    is read from the builder config the splits came from.
+    """
     from .export import dataset_card_body
     from .summary import media_report, summarize
 
+    if validation_split is None:
+        validation_split = _built_validation_split(dataset_dict)
+    if validation_split == "reference":
+        validation_text = (
+            "the fixed 12 dialogues of TelME's and MAGTKD's released code (github.com/yuntaeyang/TelME, "
+            "github.com/JieLi-dd/MAGTKD) as `validation` (reference split, `--validation-split reference`)"
+        )
+    else:
+        validation_text = (
+            "a seeded share of their dialogues as `validation` (random split, `--validation-split random`)"
+        )
     report = "\n".join(f"  - {line}" for line in media_report(dataset_dict))
     return dataset_card_body(
         title="IEMOCAP for emotion recognition in conversation",
@@ -512,8 +485,8 @@ def iemocap_dataset_card(dataset_dict: datasets.DatasetDict) -> str:
             "The Interactive Emotional Dyadic Motion Capture database (Busso et al., 2008): five sessions of "
             "dyadic conversations between actors, one dialogue per improvisation or script, each turn labelled "
             "by several annotators. This is the 6-class setting of the ERC literature (happy, sad, neutral, "
-            "angry, excited, frustrated): sessions 1-4 give `train` and a seeded share of their dialogues as "
-            "`validation`, session 5 is `test`. Prepared from `IEMOCAP_full_release` with `hf-erc prepare iemocap`."
+            f"angry, excited, frustrated): sessions 1-4 give `train` and {validation_text}, session 5 is `test`. "
+            "Prepared from `IEMOCAP_full_release` with `hf-erc prepare iemocap`."
         ),
         dataset_dict=dataset_dict,
         split_table=summarize(dataset_dict),
@@ -542,9 +515,10 @@ def build_iemocap(
     raw_dir: str | os.PathLike,
     *,
     keep_unlabeled: bool = False,
-    validation_fraction: float = 0.1,
-    seed: int = 42,
+    validation_fraction: float = DEFAULT_VALIDATION_FRACTION,
+    seed: int = DEFAULT_SEED,
     check_media: bool = True,
+    validation_split: str = "random",
     cache_dir: str | os.PathLike | None = None,
 ) -> datasets.DatasetDict:
     """IEMOCAP as a ``DatasetDict`` with ``train``/``validation``/``test`` (see :class:`IEMOCAPConfig`).
@@ -559,6 +533,7 @@ def build_iemocap(
         validation_fraction=validation_fraction,
         seed=seed,
         check_media=check_media,
+        validation_split=validation_split,
     )
     builder.download_and_prepare()
     dataset = builder.as_dataset()

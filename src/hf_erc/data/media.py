@@ -193,3 +193,27 @@ def resized_frame_size(path: str | os.PathLike, shortest_edge: int) -> tuple[int
     if height <= width:
         return shortest_edge, max(shortest_edge, round(shortest_edge * width / height))
     return max(shortest_edge, round(shortest_edge * height / width)), shortest_edge
+
+
+def count_video_frames(path: str | os.PathLike, start: float | None = None, end: float | None = None) -> int:
+    """How many frames of ``path`` (or of its ``[start, end)`` seconds) decode: what a frame rule chooses among."""
+    container = _open(path)
+    try:
+        if not container.streams.video:
+            raise MediaDecodeError(path, "no video stream")
+        stream = container.streams.video[0]
+        count = 0
+        for frame in container.decode(stream):
+            time = frame.time if frame.time is not None else count / float(stream.average_rate or 25)
+            if start is not None and time < start:
+                continue
+            if end is not None and time >= end:
+                break
+            count += 1
+    except MediaDecodeError:
+        raise
+    except Exception as error:
+        raise MediaDecodeError(path, f"video decoding failed ({type(error).__name__}: {error})") from error
+    finally:
+        container.close()
+    return count

@@ -25,7 +25,7 @@ SUPPORTED_DATASETS: tuple[str, ...] = ("meld", "iemocap")
 # Options of the raw-release builders; a prepared folder is already built and ignores them.
 BUILD_OPTIONS: dict[str, tuple[str, ...]] = {
     "meld": ("check_media",),
-    "iemocap": ("keep_unlabeled", "validation_fraction", "seed", "check_media"),
+    "iemocap": ("keep_unlabeled", "validation_fraction", "seed", "check_media", "validation_split"),
 }
 
 
@@ -43,7 +43,8 @@ def load_erc_dataset(name: str, data_dir: str | os.PathLike, **options) -> datas
         data_dir: a raw release folder, or a folder written by ``hf-erc prepare``.
         **options: ``cache_dir`` for both; for a raw release, the builder's options
             (MELD: ``check_media``; IEMOCAP: ``keep_unlabeled``, ``validation_fraction``, ``seed``,
-            ``check_media``).
+            ``check_media``, ``validation_split``: ``"random"`` or ``"reference"``, the authors' fixed
+            12 validation dialogues).
     """
     key = name.lower()
     if key not in SUPPORTED_DATASETS:
@@ -146,6 +147,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="IEMOCAP: fraction of the session 1-4 dialogues held out for validation (default: 0.1).",
     )
     parser.add_argument("--seed", type=int, default=None, help="IEMOCAP: seed of the validation split (default: 42).")
+    parser.add_argument(
+        "--validation-split",
+        choices=("random", "reference"),
+        default=None,
+        help="IEMOCAP: 'random' (default) holds out a seeded --validation-fraction of the session 1-4 dialogues; "
+        "'reference' holds out the fixed 12 dialogues of TelME's and MAGTKD's released code.",
+    )
     parser.add_argument("--cache-dir", default=None, help="Cache folder of `datasets` (default: its own).")
     parser.add_argument("--push-to-hub", metavar="REPO", default=None, help="Also upload the folder to this Hub repo.")
     visibility = parser.add_mutually_exclusive_group()
@@ -169,12 +177,18 @@ def run_prepare(args: argparse.Namespace) -> int:
     options = {"check_media": args.check_media, "cache_dir": args.cache_dir}
     iemocap_options = {
         name: getattr(args, name)
-        for name in ("keep_unlabeled", "validation_fraction", "seed")
+        for name in ("keep_unlabeled", "validation_fraction", "seed", "validation_split")
         if getattr(args, name) is not None
     }
     if iemocap_options and args.dataset != "iemocap":
         flags = ", ".join("--" + name.replace("_", "-") for name in iemocap_options)
         raise ValueError(f"{flags}: only for iemocap, not {args.dataset}.")
+    random_only = [name for name in ("validation_fraction", "seed") if name in iemocap_options]
+    if iemocap_options.get("validation_split") == "reference" and random_only:
+        flags = ", ".join("--" + name.replace("_", "-") for name in random_only)
+        raise ValueError(
+            f"{flags}: only for --validation-split random; the reference split is a fixed list of 12 dialogues."
+        )
     options.update(iemocap_options)
     if is_prepared_folder(args.raw_dir):
         raise ValueError(f"{args.raw_dir} is already a prepared dataset; pass the raw release as --raw-dir.")

@@ -55,6 +55,33 @@ def with_dialogue_context(dataset, max_context_turns: int | None, extra_columns:
     return with_row_index(add_dialogue_context(dataset, max_context_turns=max_context_turns))
 
 
+def with_carried_speakers(view, processor):
+    """``view`` with ``carried_speakers``: per row, the speaker table the previous dialogue of the split left, for
+    processors that number a dialogue's first turn against it (the authors' loop, ``speaker_numbering="carried"``);
+    ``None`` for the split's first dialogue. Rows are in dialogue order, as the contract keeps them."""
+    from datasets import List, Value
+
+    from .dialogues import dialogue_boundaries
+
+    boundaries = dialogue_boundaries(view)
+    speakers = view["speaker"]
+    carried, table = [None] * len(view), None
+    for first, end in zip(boundaries[:-1], boundaries[1:]):
+        dialogue = speakers[int(first) : int(end)]
+        carried[int(first) : int(end)] = [table] * len(dialogue)
+        table = processor.speaker_table(dialogue, table)
+    return view.add_column("carried_speakers", carried, feature=List(Value("string")))
+
+
+def with_prompt_context(dataset, processor, max_context_turns: int | None, extra_columns: Sequence[str] = ()):
+    """Utterance rows with what a processor needs to build each prompt: the dialogue context, ``row``, and the
+    carried speaker table where its numbering uses one."""
+    view = with_dialogue_context(dataset, max_context_turns, extra_columns)
+    if getattr(processor, "speaker_numbering", None) == "carried":
+        view = with_carried_speakers(view, processor)
+    return view
+
+
 def with_media(dataset, modality: str, max_clip_seconds: float | None):
     """The rows that have ``modality`` with ``media_path``/``media_start``/``media_end``; and how many were left
     out, by reason.

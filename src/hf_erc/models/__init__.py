@@ -16,6 +16,7 @@ from .magtkd import (
     MAGTKDForEmotionRecognition,
     MAGTKDOutput,
     MAGTKDPreTrainedModel,
+    MAGTKDProcessor,
     MAGTKDTextModel,
     MAGTKDTextModelConfig,
     MAGTKDUnimodalOutput,
@@ -60,6 +61,8 @@ _register(MAGTKDConfig, MAGTKDForEmotionRecognition)
 _register(MAGTKDTextModelConfig, MAGTKDTextModel)
 _register(MAGTKDAudioModelConfig, MAGTKDAudioModel)
 _register(MAGTKDVideoModelConfig, MAGTKDVideoModel)
+AutoProcessor.register(MAGTKDConfig, MAGTKDProcessor, exist_ok=True)
+MAGTKDProcessor.register_for_auto_class("AutoProcessor")
 _register(CMATHConfig, CMATHForEmotionRecognition)
 
 
@@ -74,6 +77,7 @@ __all__ = [
     "MAGTKDForEmotionRecognition",
     "MAGTKDOutput",
     "MAGTKDPreTrainedModel",
+    "MAGTKDProcessor",
     "MAGTKDTextModel",
     "MAGTKDTextModelConfig",
     "MAGTKDUnimodalOutput",

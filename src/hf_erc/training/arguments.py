@@ -136,6 +136,14 @@ class ERCDataArguments:
             "context is cut first. Defaults to what the model's positions allow (TelME: text_max_length)."
         },
     )
+    preprocessing: Literal["default", "reference"] = field(
+        default="default",
+        metadata={
+            "help": "Utterance-level models (TelME, MAGTKD): 'reference' builds prompts, audio windows and frames as "
+            "the authors' code does (per model and dataset); 'default' is hf_erc's choice. Saved with the processor; "
+            "see docs/models/telme.md and docs/models/magtkd.md."
+        },
+    )
     max_context_turns: int | None = field(
         default=None, metadata={"help": "Text teachers: keep at most this many previous turns as context."}
     )
@@ -246,6 +254,13 @@ class ERCTrainingArguments(TrainingArguments):
     report_to: None | str | list[str] = field(default="none", metadata={"help": "Trackers to report to."})
     do_train: bool = field(default=True, metadata={"help": "Train (otherwise only evaluate the given model)."})
     do_predict: bool = field(default=True, metadata={"help": "Evaluate the final model on the test split."})
+    decay_all_parameters: bool = field(
+        default=False,
+        metadata={
+            "help": "Apply AdamW's weight decay to every parameter, biases and LayerNorm weights included, as the "
+            "TelME and MAGTKD authors' `torch.optim.AdamW(model.parameters())` does (the Trainer exempts them)."
+        },
+    )
     adam_l2_regularization: bool = field(
         default=False,
         metadata={

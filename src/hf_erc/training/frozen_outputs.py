@@ -22,7 +22,7 @@ from ..features.cache import cache_key, cached_dense, cached_optional, media_ide
 logger = logging.get_logger(__name__)
 
 # Columns of a text view that a text model's prompt depends on.
-PROMPT_COLUMNS = ("dialogue_id", "turn", "speaker", "text", "context_speakers", "context_texts")
+PROMPT_COLUMNS = ("dialogue_id", "turn", "speaker", "text", "context_speakers", "context_texts", "carried_speakers")
 
 
 def embedding_cache_dir(data_args) -> Path:
@@ -34,16 +34,9 @@ def embedding_cache_dir(data_args) -> Path:
     return Path(HF_HOME) / "hf_erc" / "embeddings"
 
 
-def processor_identity(processor) -> list:
-    """The processor settings that change an audio or video model's inputs."""
-    return [
-        processor.audio_sampling_rate,
-        processor.max_audio_seconds,
-        processor.max_clip_seconds,
-        processor.num_frames,
-        processor.feature_extractor.to_dict(),
-        processor.image_processor.to_dict(),
-    ]
+def processor_identity(processor) -> dict:
+    """The processor's settings (prompt, audio window, frames, normalisation): what its models' inputs depend on."""
+    return processor.to_dict()
 
 
 def _device_and_autocast(training_args):
@@ -115,7 +108,7 @@ def compute_media_embeddings(model, media_view, modality: str, processor, traini
 def cached_text_outputs(args, text_model, view, collator, checkpoint: list, prefix: str = "text") -> np.ndarray:
     """:func:`compute_text_outputs`, computed once per checkpoint, prompt length and rows (the main process first;
     the other ranks then read its file); ``prefix`` names the cache file."""
-    key = f"{prefix}-" + cache_key(checkpoint, collator.max_length, rows_identity(view, PROMPT_COLUMNS))
+    key = f"{prefix}-" + cache_key(checkpoint, processor_identity(collator.processor), rows_identity(view, PROMPT_COLUMNS))
     with args.training.main_process_first(desc=f"{prefix} outputs"):
         return cached_dense(
             embedding_cache_dir(args.data),
@@ -134,7 +127,7 @@ def utterance_embedding_columns(args, view, split, text_model, media_models, tex
     counts = {}
     with args.training.main_process_first(desc=f"{split} media embeddings"):
         for modality, model in media_models.items():
-            media, _ = with_media(view, modality, model.config.max_clip_seconds)
+            media, _ = with_media(view, modality, processor.max_clip_seconds)
             key = f"{modality}-" + cache_key(checkpoints[modality], media_identity(media), processor_identity(processor))
             computed = cached_optional(
                 embedding_cache_dir(args.data),

@@ -102,25 +102,105 @@ def _preprocessor_from(processor_class, source: str | None, modality: str):
         return None
 
 
-def build_processor(processor_class, tokenizer, config, max_length: int, audio_source=None, video_source=None, **fields):
-    """The model's processor for ``config``.
+# The authors' pipelines (read in yuntaeyang/TelME and JieLi-dd/MAGTKD): librosa's default 22,050 Hz, 400,000
+# samples, OpenCV (BGR) frames through VideoMAE-base's image processor. docs/models/{telme,magtkd}.md list every item.
+REFERENCE_SAMPLING_RATE = 22050
+REFERENCE_AUDIO_SAMPLES = 400_000
+_REFERENCE_COMMON = {
+    "preprocessing": "reference",
+    "audio_sampling_rate": REFERENCE_SAMPLING_RATE,
+    "max_audio_seconds": REFERENCE_AUDIO_SAMPLES / REFERENCE_SAMPLING_RATE,
+    "video_channel_order": "bgr",
+}
+REFERENCE_SETTINGS = {
+    ("telme", "meld"): {
+        "speaker_numbering": "carried",
+        "strip_spaces_around_markers": True,
+        "audio_window": "last",
+        "max_clip_seconds": 30.0,
+    },
+    ("telme", "iemocap"): {
+        "speaker_numbering": "carried",
+        "speaker_key": "turn",  # TelME's IEMOCAP files name the turn in their Speaker column
+        "strip_spaces_around_markers": True,
+        "audio_window": "last",
+        "max_clip_seconds": None,
+        "video_margin_seconds": 1.0,
+    },
+    ("magtkd", "meld"): {
+        "speaker_numbering": "vocabulary",  # speaker2id.json: the 304 MELD speakers, in MAGTKDConfig
+        "prompt_template": "{sep} Now{speaker} feels",
+        "num_speaker_tokens": 0,  # MAGTKD's data tokenizer adds no marker token
+        "audio_window": "first",
+        "max_clip_seconds": None,
+    },
+    ("magtkd", "iemocap"): {
+        "speaker_numbering": "carried",
+        "prompt_template": "{sep} Now{speaker} feels",
+        "num_speaker_tokens": 0,
+        "audio_window": "first",
+        "max_clip_seconds": None,
+        "video_margin_seconds": 1.0,
+    },
+}
 
-    The feature extractor and image processor come from ``audio_source``/``video_source``: a folder holding a
-    saved processor (a stage checkpoint) or an encoder's own preprocessor (e.g. the Hub id of
-    data2vec-audio-base-960h); failing that, the reference's settings (:func:`reference_audio_feature_extractor`,
-    :func:`reference_image_processor`). ``fields`` set further processor arguments.
+
+def processor_settings(recipe_name: str, dataset: str, preprocessing: str, config) -> dict:
+    """The processor fields of ``recipe_name`` on ``dataset``: the authors' (``"reference"``) or ours
+    (``"default"``, from the model's configuration)."""
+    if preprocessing == "default":
+        return {
+            "preprocessing": "default",
+            "strip_spaces_around_markers": True,
+            "num_speaker_tokens": config.num_speaker_tokens,
+            "audio_sampling_rate": config.audio_sampling_rate,
+            "max_audio_seconds": config.audio_max_seconds,
+            "max_clip_seconds": config.max_clip_seconds,
+            "num_frames": config.video_num_frames,
+        }
+    if preprocessing != "reference":
+        raise ValueError(f"--preprocessing must be 'default' or 'reference', got {preprocessing!r}.")
+    key = (recipe_name, dataset)
+    if key not in REFERENCE_SETTINGS:
+        raise ValueError(f"No reference preprocessing is known for {recipe_name} on {dataset}.")
+    settings = {**_REFERENCE_COMMON, "num_speaker_tokens": config.num_speaker_tokens, "num_frames": 8}
+    settings.update(REFERENCE_SETTINGS[key])
+    if settings.get("speaker_numbering") == "vocabulary":
+        settings["speaker_vocab"] = _reference_speaker_vocab(recipe_name, dataset)
+    return settings
+
+
+def _reference_speaker_vocab(recipe_name: str, dataset: str) -> dict[str, int]:
+    from ..models import MAGTKDConfig
+
+    return dict(MAGTKDConfig.for_dataset(dataset).speaker_vocab)
+
+
+def build_processor(
+    processor_class,
+    tokenizer,
+    config,
+    max_length: int,
+    settings: dict,
+    audio_source: str | None = None,
+    video_source: str | None = None,
+    **fields,
+):
+    """The model's processor for ``config`` with ``settings`` (:func:`processor_settings`) and ``fields``.
+
+    In default preprocessing the feature extractor and image processor come from ``audio_source``/
+    ``video_source``: a folder holding a saved processor (a stage checkpoint) or an encoder's own preprocessor
+    (e.g. the Hub id of data2vec-audio-base-960h); failing that, the reference's. Reference preprocessing always
+    uses the reference's (:func:`reference_audio_feature_extractor`, :func:`reference_image_processor`).
     """
-    feature_extractor = _preprocessor_from(processor_class, audio_source, "audio")
-    image_processor = _preprocessor_from(processor_class, video_source, "video")
+    reference = settings.get("preprocessing") == "reference"
+    feature_extractor = None if reference else _preprocessor_from(processor_class, audio_source, "audio")
+    image_processor = None if reference else _preprocessor_from(processor_class, video_source, "video")
     return processor_class(
         tokenizer=tokenizer,
+        # The authors declare 16 kHz to the extractor whatever the rate: it only normalises.
         feature_extractor=feature_extractor or reference_audio_feature_extractor(config.audio_sampling_rate),
         image_processor=image_processor or reference_image_processor(config.video_frame_size),
         max_length=max_length,
-        num_speaker_tokens=config.num_speaker_tokens,
-        audio_sampling_rate=config.audio_sampling_rate,
-        max_audio_seconds=config.audio_max_seconds,
-        max_clip_seconds=config.max_clip_seconds,
-        num_frames=config.video_num_frames,
-        **fields,
+        **{**settings, **fields},
     )

@@ -165,8 +165,9 @@ class ERCTrainer(Trainer):
     # ---- Optimizer --------------------------------------------------------------------
 
     def get_decay_parameter_names(self, model: nn.Module) -> list[str]:
-        # The reference applies its L2 term to every parameter, biases and norms included.
-        if getattr(self.args, "adam_l2_regularization", False):
+        # The references decay every parameter, biases and norms included (SDT's coupled L2; TelME's and MAGTKD's
+        # AdamW over model.parameters()).
+        if getattr(self.args, "adam_l2_regularization", False) or getattr(self.args, "decay_all_parameters", False):
             return [name for name, _ in model.named_parameters()]
         return super().get_decay_parameter_names(model)
 

@@ -1,4 +1,4 @@
-"""TelMEProcessor: the reference's preprocessing, agreement with UtteranceCollator, loading without hf_erc."""
+"""TelMEProcessor: its preprocessing modes, agreement with what training batches, loading without hf_erc."""
 
 import json
 import os
@@ -15,7 +15,7 @@ from transformers import AutoProcessor, PreTrainedTokenizerFast, Wav2Vec2Feature
 from transformers.models.videomae.image_processing_pil_videomae import VideoMAEImageProcessorPil
 
 import hf_erc.models  # noqa: F401  (registers the Auto classes)
-from hf_erc.data.collators import TELME_SPEAKER_TOKENS, UtteranceCollator
+from hf_erc.data.collators import TELME_SPEAKER_TOKENS, PromptCollator
 from hf_erc.data.dialogues import add_dialogue_context
 from hf_erc.models import (
     TelMEForEmotionRecognition,
@@ -71,21 +71,23 @@ def conversation_media(seed=0):
     return audio, videos
 
 
-def test_text_matches_utterance_collator():
+def test_training_prompts_are_the_processors():
+    """Training batches rows with PromptCollator, which asks the processor: the same inputs as serving a whole
+    conversation."""
     processor = tiny_processor()
     utterances = Dataset.from_dict(
         {"dialogue_id": ["d0"] * 5, "turn": list(range(5)), "speaker": SPEAKERS, "text": TEXTS}
     )
     rows = list(add_dialogue_context(utterances))
-    expected = UtteranceCollator(processor.tokenizer, max_length=processor.max_length, label_column=None)(rows)
+    expected = PromptCollator(processor, label_column=None)(rows)
     batch = processor(speakers=SPEAKERS, texts=TEXTS)
     for name in ("input_ids", "attention_mask", "prompt_positions"):
         assert torch.equal(batch[name], expected[name]), name
     expected_prompt = "<s1> hi there <s2> hello <s1> how are you <s3> pizza again </s> Now <s3> feels"
     assert processor.build_prompts(SPEAKERS, TEXTS)[3] == expected_prompt
-    # Left truncation keeps the prompt: the same as the collator at a small budget.
+    # Left truncation keeps the prompt: the same in training at a small budget.
     short = tiny_processor(max_length=8)
-    truncated = UtteranceCollator(short.tokenizer, max_length=8, label_column=None)(rows)
+    truncated = PromptCollator(short, label_column=None)(rows)
     assert torch.equal(short(speakers=SPEAKERS, texts=TEXTS)["input_ids"], truncated["input_ids"])
     # The speaker tokens were added as special tokens, after the vocabulary, in order.
     ids = processor.tokenizer.convert_tokens_to_ids(list(TELME_SPEAKER_TOKENS))

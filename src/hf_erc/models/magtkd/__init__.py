@@ -1,6 +1,7 @@
 """MAGTKD (Li et al., IJCAI 2025): multi-modal anchor gated transformer with knowledge distillation for ERC."""
 
 from .configuration_magtkd import MAGTKDAudioModelConfig, MAGTKDConfig, MAGTKDTextModelConfig, MAGTKDVideoModelConfig
+from .processing_magtkd import MAGTKDProcessor
 from .modeling_magtkd import (
     MAGTKDAudioModel,
     MAGTKDForEmotionRecognition,
@@ -19,6 +20,7 @@ __all__ = [
     "MAGTKDForEmotionRecognition",
     "MAGTKDOutput",
     "MAGTKDPreTrainedModel",
+    "MAGTKDProcessor",
     "MAGTKDTextModel",
     "MAGTKDTextModelConfig",
     "MAGTKDUnimodalOutput",

@@ -470,7 +470,7 @@ class MAGTKDTextModel(MAGTKDPreTrainedModel):
         Args:
             input_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`):
                 Tokenized `"<s1> turn <s2> turn ... </s> Now <sK> feels<mask>"`, left-padded ([`MAGTKDProcessor`]
-                or `hf_erc.data.collators.UtteranceCollator`).
+                or `hf_erc.data.collators.PromptCollator`).
             attention_mask (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
                 1 for tokens, 0 for padding.
             prompt_positions (`torch.LongTensor` of shape `(batch_size,)`, *optional*):

@@ -38,7 +38,7 @@ Choices where the reference is silent or where this implementation differs on pu
   projections get no gradient (they exist so released weights load and the parameter count is the paper's).
 - The teacher's read position: the last position whose ``attention_mask`` is 1, which is the last position
   under the reference's left padding and the ``<mask>`` under right padding too; ``prompt_positions`` (from
-  ``hf_erc.data.collators.UtteranceCollator``) overrides it. Position ids are computed from the attention mask
+  ``hf_erc.data.collators.PromptCollator``) overrides it. Position ids are computed from the attention mask
   (what RoBERTa does from the pad tokens), so padding never moves the real tokens' positions. The text encoder may
   be a BERT-family model instead of RoBERTa (e.g. MiniLM as an offline stand-in): it is built with ``AutoModel``
   from ``text_config`` and its positions start at 0 (``TelMEConfig.text_first_position``).
@@ -275,7 +275,7 @@ class TelMETextTeacher(TelMEPreTrainedModel):
         Args:
             input_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`):
                 Tokenized `"<s1> turn <s2> turn ... </s> Now <sK> feels<mask>"`, left-padded ([`TelMEProcessor`]
-                or `hf_erc.data.collators.UtteranceCollator`).
+                or `hf_erc.data.collators.PromptCollator`).
             attention_mask (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
                 1 for tokens, 0 for padding.
             prompt_positions (`torch.LongTensor` of shape `(batch_size,)`, *optional*):

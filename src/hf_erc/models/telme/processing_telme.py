@@ -1,40 +1,44 @@
 """TelME processor: a conversation (speakers, texts, optional audio and video) to TelME's model inputs.
 
 This file ships beside TelME checkpoints (``AutoProcessor.from_pretrained(path, trust_remote_code=True)``), so
-it imports only ``torch`` and ``transformers``. It reproduces the reference's preprocessing
-(https://github.com/yuntaeyang/TelME, ``MELD/utils.py``):
+it imports only ``torch`` and ``transformers``. Training, feature caching, serving and the conversion scripts all
+build their inputs here, so a model is served exactly as it was trained.
 
-- text: every turn up to the current one written ``<sK> text`` (speakers numbered by first appearance), then
-  ``</s> Now <sK> feels``; tokenized without special tokens, the last ``max_length - 1`` tokens kept, the
-  ``<mask>`` appended, rows padded on the left. The same inputs as ``hf_erc.data.collators.UtteranceCollator``
-  (a test checks they agree).
-- audio: the waveform normalised by the feature extractor (zero mean, unit variance), then its last
-  ``max_audio_seconds`` kept (the reference keeps the last 400,000 samples). Unlike the reference, batches are
-  padded on the right with an attention mask.
-- video: ``num_frames`` frames sampled as the reference samples them (every ``len // num_frames``-th frame
-  starting with frame ``step - 1``; a shorter clip repeats its last frame), resized, centre-cropped and
-  normalised by the image processor (VideoMAE's, ImageNet mean and std, as the reference).
-- clips longer than ``max_clip_seconds`` (by their audio) have no usable audio or video (MELD's reference
-  replaces both by zeros).
+Every choice is an explicit field, saved in ``processor_config.json``; ``preprocessing`` names the set
+(``"reference"``: the authors' pipeline, https://github.com/yuntaeyang/TelME; ``"default"``: ours). hf_erc's
+``hf_erc.training.processors.processor_settings`` gives both sets per dataset, and the model's differences table
+(``docs/models/telme.md``) says what differs and why.
 
-Frames are given in RGB order. The released reference checkpoints were trained on OpenCV frames, which are BGR:
-``video_channel_order="bgr"`` swaps the channels before processing so converted checkpoints see what they were
-trained on.
+- text: every turn up to the current one written ``<sK> text``, then ``</s> Now <sK> feels``; the last
+  ``max_length - 1`` tokens kept, ``<mask>`` appended, rows padded on the left. Speakers are numbered by first
+  appearance in the dialogue (``speaker_numbering="dialogue"``), or as the authors' loop numbers them
+  (``"carried"``: a dialogue's first utterance against the table the previous dialogue left), or by a global
+  table (``"vocabulary"``); ``speaker_key="turn"`` gives every turn its own marker (TelME's IEMOCAP files name
+  the turn, not the speaker). ``strip_spaces_around_markers`` drops the spaces next to marker tokens, as the
+  authors' slow RoBERTa tokenizer does.
+- audio: the waveform normalised by the feature extractor (zero mean, unit variance) over the whole clip, then its
+  last (``audio_window="last"``) or first ``max_audio_seconds`` kept; right-padded with an attention mask.
+- video: ``num_frames`` frames, every ``len // num_frames``-th starting with frame ``step - 1`` (a shorter clip
+  repeats its last frame), resized, centre-cropped and normalised by the image processor; ``"bgr"`` channel order
+  reproduces OpenCV frames. A turn cut from a dialogue recording is widened by ``video_margin_seconds``.
+- clips longer than ``max_clip_seconds`` (by their audio) have no usable audio or video.
 """
+
+import re
 
 import torch
 from transformers import BatchFeature, ProcessorMixin
 
 
 TELME_MODALITIES = ("text", "audio", "video")
+PREPROCESSING_MODES = ("default", "reference")
+SPEAKER_NUMBERINGS = ("dialogue", "carried", "vocabulary")
 
 
-def speaker_markers(speakers, template="<s{index}>"):
-    """Speaker markers by order of first appearance: `["b", "a", "b"]` -> `["<s1>", "<s2>", "<s1>"]`."""
-    numbers = {}
-    for speaker in speakers:
-        numbers.setdefault(str(speaker), len(numbers) + 1)
-    return [template.format(index=numbers[str(speaker)]) for speaker in speakers]
+def first_appearance_numbers(keys):
+    """1-based numbers by order of first appearance: `["b", "a", "b"]` -> `[1, 2, 1]`."""
+    table = {}
+    return [table.setdefault(key, len(table)) + 1 for key in keys]
 
 
 def sample_frame_indices(num_available, num_frames):
@@ -70,13 +74,23 @@ class TelMEProcessor(ProcessorMixin):
             prompt-tuned teacher use `config.text_max_length - config.text_num_virtual_tokens`.
         num_speaker_tokens (`int`, defaults to 9): speaker tokens added to the tokenizer.
         speaker_token_template, turn_template, prompt_template (`str`): how markers, turns and the prompt are
-            written (`{sep}` is the tokenizer's separator, `</s>` for RoBERTa).
+            written (`{sep}` is the tokenizer's separator, `</s>` for RoBERTa; MAGTKD writes `{sep} Now{speaker} feels`).
+        speaker_numbering (`str`, defaults to `"dialogue"`): `"dialogue"` numbers speakers by first appearance in the
+            visible turns; `"carried"` as the authors' loop does (see [`~TelMEProcessor.speaker_numbers`]);
+            `"vocabulary"` by `speaker_vocab` (MAGTKD on MELD: 304 speakers, `<s1>`..`<s304>`).
+        speaker_key (`str`, defaults to `"speaker"`): `"turn"` gives every turn its own marker.
+        speaker_vocab (`dict[str, int]`, *optional*): speaker name -> 0-based id, for `"vocabulary"` numbering.
+        strip_spaces_around_markers (`bool`, defaults to `False`): drop the spaces next to marker tokens, as the
+            authors' slow tokenizer did (so a marker is not preceded by a lone `Ġ` token).
         audio_sampling_rate (`int`, defaults to 16000): the rate waveforms must have.
-        max_audio_seconds (`float`, defaults to 25.0): longer waveforms keep their last part.
+        max_audio_seconds (`float`, defaults to 25.0): longer waveforms keep `audio_window` (`"last"` or `"first"`) of it.
         max_clip_seconds (`float`, *optional*, defaults to 30.0): clips whose audio is longer count as having no
             audio and no video (`None`: no limit).
         num_frames (`int`, defaults to 8): frames per video clip.
         video_channel_order (`str`, defaults to `"rgb"`): `"bgr"` swaps the channels of the (RGB) input frames.
+        video_margin_seconds (`float`, defaults to 0): a turn cut from a dialogue recording starts this much earlier
+            (not before 0) and ends this much later (the authors' IEMOCAP video: 1 s).
+        preprocessing (`str`, defaults to `"default"`): which set these settings are, `"default"` or `"reference"`.
         pad_to_multiple_of (`int`, *optional*): round the text length up to a multiple of this.
     """
 
@@ -90,16 +104,33 @@ class TelMEProcessor(ProcessorMixin):
         speaker_token_template="<s{index}>",
         turn_template="{speaker} {text}",
         prompt_template="{sep} Now {speaker} feels",
+        speaker_numbering="dialogue",
+        speaker_key="speaker",
+        speaker_vocab=None,
+        strip_spaces_around_markers=False,
         audio_sampling_rate=16000,
         max_audio_seconds=25.0,
+        audio_window="last",
         max_clip_seconds=30.0,
         num_frames=8,
         video_channel_order="rgb",
+        video_margin_seconds=0.0,
         pad_to_multiple_of=None,
+        preprocessing="default",
         **kwargs,
     ):
-        if video_channel_order not in ("rgb", "bgr"):
-            raise ValueError(f"video_channel_order must be 'rgb' or 'bgr', got {video_channel_order!r}.")
+        choices = {
+            "preprocessing": (preprocessing, PREPROCESSING_MODES),
+            "speaker_numbering": (speaker_numbering, SPEAKER_NUMBERINGS),
+            "speaker_key": (speaker_key, ("speaker", "turn")),
+            "audio_window": (audio_window, ("last", "first")),
+            "video_channel_order": (video_channel_order, ("rgb", "bgr")),
+        }
+        for name, (value, allowed) in choices.items():
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}.")
+        if speaker_numbering == "vocabulary" and not speaker_vocab:
+            raise ValueError('speaker_numbering="vocabulary" needs speaker_vocab (speaker name -> 0-based id).')
         if max_length < 2:
             raise ValueError(f"max_length={max_length}: expected at least 2 (one token and the mask).")
         self.max_length = max_length
@@ -107,19 +138,35 @@ class TelMEProcessor(ProcessorMixin):
         self.speaker_token_template = speaker_token_template
         self.turn_template = turn_template
         self.prompt_template = prompt_template
+        self.speaker_numbering = speaker_numbering
+        self.speaker_key = speaker_key
+        self.speaker_vocab = None if speaker_vocab is None else {str(k): int(v) for k, v in speaker_vocab.items()}
+        self.strip_spaces_around_markers = strip_spaces_around_markers
         self.audio_sampling_rate = audio_sampling_rate
         self.max_audio_seconds = max_audio_seconds
+        self.audio_window = audio_window
         self.max_clip_seconds = max_clip_seconds
         self.num_frames = num_frames
         self.video_channel_order = video_channel_order
+        self.video_margin_seconds = video_margin_seconds
         self.pad_to_multiple_of = pad_to_multiple_of
+        self.preprocessing = preprocessing
         super().__init__(tokenizer, feature_extractor, image_processor, **kwargs)
         if self.tokenizer.mask_token_id is None or self.tokenizer.pad_token_id is None:
             raise ValueError("TelMEProcessor needs a tokenizer with a mask token and a pad token (RoBERTa's).")
-        speaker_tokens = [speaker_token_template.format(index=index) for index in range(1, num_speaker_tokens + 1)]
-        missing = [token for token in speaker_tokens if token not in self.tokenizer.get_vocab()]
+        self.marker_tokens = [speaker_token_template.format(index=index) for index in range(1, num_speaker_tokens + 1)]
+        vocabulary = self.tokenizer.get_vocab()
+        if num_speaker_tokens == 0 and speaker_token_template.format(index=1) in vocabulary:
+            raise ValueError(
+                "num_speaker_tokens=0 writes speaker markers as plain text, but this tokenizer has "
+                f"{speaker_token_template.format(index=1)!r} as a token: give the encoder's own tokenizer."
+            )
+        missing = [token for token in self.marker_tokens if token not in vocabulary]
         if missing:
             self.tokenizer.add_special_tokens({"extra_special_tokens": missing}, replace_extra_special_tokens=False)
+        self._marker_pattern = re.compile(
+            "(" + "|".join(re.escape(token) for token in sorted(self.marker_tokens, key=len, reverse=True)) + ")"
+        ) if self.marker_tokens else None
 
     @property
     def model_input_names(self):
@@ -134,32 +181,103 @@ class TelMEProcessor(ProcessorMixin):
         ]
 
     # --- text ---------------------------------------------------------------------------------------------------
-    def render_prompt(self, context_speakers, context_texts, speaker, text):
-        """The teacher's input text for one utterance given the turns before it."""
+    def _speaker_keys(self, speakers):
+        return [f"turn {index}" for index in range(len(speakers))] if self.speaker_key == "turn" else list(map(str, speakers))
+
+    def speaker_numbers(self, speakers, carried_speakers=None):
+        """The 1-based marker number of each turn of a dialogue (its turns so far, in order).
+
+        With `"carried"` numbering and the table the previous dialogue left (`carried_speakers`, see
+        [`~TelMEProcessor.speaker_table`]), the first turn is numbered against that table and the others by first
+        appearance from the second turn on: the authors' loop numbers a row before it notices a new dialogue, then
+        empties its table. Without a carried table (the first dialogue of a file, a conversation served alone) and
+        with `"dialogue"` numbering, speakers are numbered by first appearance.
+        """
+        if self.speaker_numbering == "vocabulary":
+            unknown = {}
+            return [
+                self.speaker_vocab[name] + 1
+                if name in self.speaker_vocab
+                else len(self.speaker_vocab) + unknown.setdefault(name, len(unknown)) + 1
+                for name in map(str, speakers)
+            ]
+        keys = self._speaker_keys(speakers)
+        if self.speaker_numbering == "dialogue" or carried_speakers is None or not keys:
+            return first_appearance_numbers(keys)
+        carried = list(carried_speakers)
+        first = len(carried) if self.speaker_key == "turn" or keys[0] not in carried else carried.index(keys[0])
+        return [first + 1] + first_appearance_numbers(keys[1:])
+
+    def speaker_table(self, speakers, carried_speakers=None):
+        """The table the authors' loop holds after a whole dialogue: what the next dialogue's first turn is numbered
+        against (`"carried"` numbering)."""
+        keys = self._speaker_keys(speakers)
+        if self.speaker_key == "turn":
+            keys = [f"{key} of a previous dialogue" for key in keys]
+        return list(dict.fromkeys(keys if carried_speakers is None else keys[1:]))
+
+    def render_prompt(self, context_speakers, context_texts, speaker, text, carried_speakers=None):
+        """The text model's input text for one utterance given the turns before it."""
         speakers = list(context_speakers) + [speaker]
         texts = list(context_texts) + [text]
         if len(speakers) != len(texts):
             raise ValueError(f"{len(speakers) - 1} context speakers for {len(texts) - 1} context texts.")
-        markers = speaker_markers(speakers, self.speaker_token_template)
+        numbers = self.speaker_numbers(speakers, carried_speakers)
+        markers = [self.speaker_token_template.format(index=number) for number in numbers]
         turns = " ".join(self.turn_template.format(speaker=m, text=t) for m, t in zip(markers, texts)).strip()
         separator = self.tokenizer.sep_token or self.tokenizer.eos_token or ""
         return f"{turns} {self.prompt_template.format(speaker=markers[-1], sep=separator)}"
 
-    def build_prompts(self, speakers, texts, max_context_turns=None):
+    def render_row(self, row):
+        """The prompt of a dataset row with its dialogue context (`context_speakers`, `context_texts`, `speaker`,
+        `text`, and `carried_speakers` where the numbering needs it)."""
+        for name in ("context_speakers", "context_texts", "speaker", "text"):
+            if name not in row:
+                raise ValueError(
+                    f"A prompt row needs a '{name}' column (hf_erc.data.views.with_dialogue_context adds the context)."
+                )
+        context_speakers = row["context_speakers"]
+        # The carried table numbers a dialogue's first turn: it applies only when the context starts there.
+        starts_dialogue = len(context_speakers) == row.get("turn", len(context_speakers))
+        carried = row.get("carried_speakers") if starts_dialogue else None
+        return self.render_prompt(context_speakers, row["context_texts"], row["speaker"], row["text"], carried)
+
+    def build_prompts(self, speakers, texts, max_context_turns=None, carried_speakers=None):
         """The input text of every utterance of a conversation, each seeing the turns before it."""
         if len(speakers) != len(texts):
             raise ValueError(f"The conversation has {len(speakers)} speakers for {len(texts)} texts.")
         prompts = []
         for turn in range(len(texts)):
             start = 0 if max_context_turns is None else max(0, turn - max_context_turns)
-            prompts.append(self.render_prompt(speakers[start:turn], texts[start:turn], speakers[turn], texts[turn]))
+            carried = carried_speakers if start == 0 else None
+            prompts.append(
+                self.render_prompt(speakers[start:turn], texts[start:turn], speakers[turn], texts[turn], carried)
+            )
         return prompts
+
+    def tokenize_prompt(self, prompt):
+        """Token ids of one prompt (no special tokens added); with `strip_spaces_around_markers` each marker token is
+        cut out and the spaces next to it dropped, the way the authors' slow tokenizer split its added tokens."""
+        if not (self.strip_spaces_around_markers and self._marker_pattern):
+            return self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        pieces = self._marker_pattern.split(prompt)
+        ids = []
+        for index, piece in enumerate(pieces):
+            if index % 2 == 1:  # a marker
+                ids.append(self.tokenizer.convert_tokens_to_ids(piece))
+                continue
+            if index > 0:
+                piece = piece.lstrip()
+            if index < len(pieces) - 1:
+                piece = piece.rstrip()
+            if piece:
+                ids.extend(self.tokenizer(piece, add_special_tokens=False)["input_ids"])
+        return ids
 
     def encode_prompts(self, prompts):
         """Tokenize, keep the last `max_length - 1` tokens, append `<mask>`, pad on the left."""
-        encoded = self.tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
         budget = self.max_length - 1
-        sequences = [list(ids[-budget:]) + [self.tokenizer.mask_token_id] for ids in encoded]
+        sequences = [list(self.tokenize_prompt(prompt)[-budget:]) + [self.tokenizer.mask_token_id] for prompt in prompts]
         width = _round_up(max(len(ids) for ids in sequences), self.pad_to_multiple_of)
         input_ids = torch.full((len(sequences), width), self.tokenizer.pad_token_id, dtype=torch.long)
         attention_mask = torch.zeros(len(sequences), width, dtype=torch.long)
@@ -169,16 +287,32 @@ class TelMEProcessor(ProcessorMixin):
         prompt_positions = torch.full((len(sequences),), width - 1, dtype=torch.long)
         return {"input_ids": input_ids, "attention_mask": attention_mask, "prompt_positions": prompt_positions}
 
+    def prompt_length(self, prompt):
+        """Tokens the text model reads for `prompt` (mask included, after truncation)."""
+        return min(len(self.tokenize_prompt(prompt)) + 1, self.max_length)
+
     # --- audio --------------------------------------------------------------------------------------------------
     def _too_long(self, waveform):
         if self.max_clip_seconds is None or waveform is None:
             return False
         return len(waveform) / self.audio_sampling_rate > self.max_clip_seconds
 
+    @property
+    def max_audio_samples(self):
+        return int(round(self.max_audio_seconds * self.audio_sampling_rate))
+
+    def audio_span(self, num_samples):
+        """`(first, end)`: the samples of a `num_samples`-long waveform the model reads."""
+        if num_samples <= self.max_audio_samples:
+            return 0, num_samples
+        if self.audio_window == "last":
+            return num_samples - self.max_audio_samples, num_samples
+        return 0, self.max_audio_samples
+
     def encode_audio(self, waveforms):
-        """Normalised waveforms (last `max_audio_seconds` kept), right-padded, and which utterances have audio."""
+        """Normalised waveforms (`audio_window` of `max_audio_seconds` kept), right-padded, and which utterances have
+        audio."""
         present = [waveform is not None and len(waveform) > 0 for waveform in waveforms]
-        max_samples = int(round(self.max_audio_seconds * self.audio_sampling_rate))
         values = []
         for waveform, has_audio in zip(waveforms, present):
             if not has_audio:
@@ -191,7 +325,8 @@ class TelMEProcessor(ProcessorMixin):
             normalised = self.feature_extractor(
                 waveform.numpy(), sampling_rate=self.feature_extractor.sampling_rate, return_tensors="pt"
             )["input_values"][0]
-            values.append(normalised[-max_samples:])
+            first, end = self.audio_span(len(normalised))
+            values.append(normalised[first:end])
         width = max(len(value) for value in values)
         input_values = torch.zeros(len(values), width)
         attention_mask = torch.zeros(len(values), width, dtype=torch.long)
@@ -202,6 +337,12 @@ class TelMEProcessor(ProcessorMixin):
         return {"input_values": input_values, "audio_attention_mask": attention_mask}, present
 
     # --- video --------------------------------------------------------------------------------------------------
+    def video_segment(self, start, end):
+        """The time window read for a turn cut from a dialogue recording, widened by `video_margin_seconds`."""
+        if start is None or end is None or not self.video_margin_seconds:
+            return start, end
+        return max(0.0, start - self.video_margin_seconds), end + self.video_margin_seconds
+
     def frame_indices(self, num_available):
         """Which of a clip's `num_available` frames the model reads (training decodes only these)."""
         return sample_frame_indices(num_available, self.num_frames)

@@ -139,3 +139,21 @@ def check_same_labels(model, reference, reference_name: str) -> None:
             f"The model predicts {model.config.id2label} but {reference_name} predicts {reference.config.id2label}: "
             "train every stage on the same dataset (--dataset_name)."
         )
+
+
+def load_stage_tokenizer(recipe, args: RunArguments, config, source: str | None):
+    """The text model's tokenizer (``--tokenizer_name_or_path`` or ``source``), with the speaker-marker tokens the
+    run's preprocessing adds (MAGTKD's reference adds none)."""
+    from ..processors import load_speaker_tokenizer, processor_settings
+
+    settings = processor_settings(recipe.name, args.data.dataset_name, args.data.preprocessing, config)
+    return load_speaker_tokenizer(args.peft.tokenizer_name_or_path or source, settings["num_speaker_tokens"])
+
+
+def build_stage_processor(recipe, args: RunArguments, tokenizer, config, max_length: int, **sources):
+    """The processor of ``recipe`` for this run's dataset and ``--preprocessing``: every input of the stage's
+    models is built by it, and it is saved with the stage's checkpoint."""
+    from ..processors import build_processor, processor_settings
+
+    settings = processor_settings(recipe.name, args.data.dataset_name, args.data.preprocessing, config)
+    return build_processor(recipe.processor_class, tokenizer, config, max_length, settings, **sources)

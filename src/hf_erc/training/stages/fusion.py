@@ -6,20 +6,22 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ...data.collators import DialogueCollator, UtteranceCollator, UtteranceEmbeddingCollator
+from ...data.collators import DialogueCollator, PromptCollator, UtteranceEmbeddingCollator
 from ...data.dialogues import group_dialogues
-from ...data.views import MEDIA_SOURCE_COLUMNS, with_dialogue_context, with_vector_column
+from ...data.views import MEDIA_SOURCE_COLUMNS, with_prompt_context, with_vector_column
 from ...features.cache import checkpoint_identity
 from ..frozen_outputs import utterance_embedding_columns
-from ..processors import build_processor, load_speaker_tokenizer, text_max_length
+from ..processors import text_max_length
 from ..splits import load_utterance_splits
 from .base import (
     STAGE_CHECKPOINT_OPTIONS,
     RunArguments,
     Stage,
     StageSetup,
+    build_stage_processor,
     check_same_labels,
     load_stage_checkpoint,
+    load_stage_tokenizer,
     preset_name,
 )
 
@@ -69,24 +71,23 @@ class FusionStage(Stage):
             stage_model.requires_grad_(False).eval()
         model = self.build_model(recipe, args, stage_models)
 
-        tokenizer = load_speaker_tokenizer(
-            args.peft.tokenizer_name_or_path or paths["text"], text_model.config.num_speaker_tokens
-        )
-        text_collator = UtteranceCollator(tokenizer, max_length=text_max_length(args.data, text_model.config))
-        processor = build_processor(
-            recipe.processor_class,
+        tokenizer = load_stage_tokenizer(recipe, args, text_model.config, paths["text"])
+        processor = build_stage_processor(
+            recipe,
+            args,
             tokenizer,
             text_model.config,
-            text_collator.max_length,
+            text_max_length(args.data, text_model.config),
             audio_source=paths.get("audio"),
             video_source=paths.get("video"),
         )
+        text_collator = PromptCollator(processor)
         checkpoints = {modality: checkpoint_identity(path) for modality, path in paths.items()}
         media_models = {modality: stage_models[modality] for modality in modalities if modality != "text"}
 
         datasets, metrics = {}, {}
         for split, dataset in load_utterance_splits(args.data).items():
-            view = with_dialogue_context(dataset, args.data.max_context_turns, extra_columns=MEDIA_SOURCE_COLUMNS)
+            view = with_prompt_context(dataset, processor, args.data.max_context_turns, MEDIA_SOURCE_COLUMNS)
             columns, counts = utterance_embedding_columns(
                 args, view, split, text_model, media_models, text_collator, processor, checkpoints
             )

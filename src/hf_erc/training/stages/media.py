@@ -7,21 +7,30 @@ from collections.abc import Sequence
 
 from transformers.utils import logging
 
-from ...data.collators import MediaCollator, UtteranceCollator
+from ...data.collators import MediaCollator, PromptCollator
 from ...data.views import (
     UTTERANCE_COLUMNS,
-    with_dialogue_context,
     with_length,
     with_media,
+    with_prompt_context,
     with_row_index,
     with_vector_column,
 )
 from ...features.cache import checkpoint_identity
 from ...features.encoders import resolve_encoder_path
 from ..frozen_outputs import cached_text_outputs
-from ..processors import build_processor, load_speaker_tokenizer, text_max_length
+from ..processors import text_max_length
 from ..splits import load_utterance_splits
-from .base import RunArguments, Stage, StageSetup, build_stage_model, check_same_labels, load_stage_checkpoint
+from .base import (
+    RunArguments,
+    Stage,
+    StageSetup,
+    build_stage_model,
+    build_stage_processor,
+    check_same_labels,
+    load_stage_checkpoint,
+    load_stage_tokenizer,
+)
 
 logger = logging.get_logger(__name__)
 
@@ -64,21 +73,20 @@ class MediaStage(Stage):
         model = build_stage_model(recipe, recipe.stage_models[modality], args, args.model.model_name_or_path)
         teacher = self.load_teacher(recipe, args, model, modality)
         text_model = teacher or model
-        tokenizer_source = args.peft.tokenizer_name_or_path or args.distillation.teacher_model_name_or_path
-        tokenizer = load_speaker_tokenizer(tokenizer_source, text_model.config.num_speaker_tokens)
-        text_collator = UtteranceCollator(tokenizer, max_length=text_max_length(args.data, text_model.config))
+        tokenizer = load_stage_tokenizer(recipe, args, model.config, args.distillation.teacher_model_name_or_path)
         source = args.model.processor_name_or_path
         if source is None and args.model.model_name_or_path is not None:
             source = resolve_encoder_path(args.model.model_name_or_path)
-        processor = build_processor(
-            recipe.processor_class,
+        processor = build_stage_processor(
+            recipe,
+            args,
             tokenizer,
             model.config,
-            text_collator.max_length,
+            text_max_length(args.data, text_model.config),
             audio_source=source if modality == "audio" else None,
             video_source=source if modality == "video" else None,
         )
-        datasets, metrics = media_views(args.data, modality, model.config.max_clip_seconds, teacher is not None)
+        datasets, metrics = media_views(args.data, modality, processor, with_prompts=teacher is not None)
         setup = StageSetup(
             model=model,
             datasets=datasets,
@@ -86,6 +94,7 @@ class MediaStage(Stage):
             save_with_model=[processor],
             metrics=metrics,
         )
+        text_collator = PromptCollator(processor)
         return self.add_teacher(setup, args, teacher, text_collator)
 
     def load_teacher(self, recipe, args: RunArguments, model, modality: str):
@@ -140,14 +149,15 @@ class DistilledMediaStage(MediaStage):
         return setup
 
 
-def media_views(data_args, modality: str, max_clip_seconds, with_context: bool):
-    """Per split, the utterance rows that have ``modality`` (media columns added, dialogue context too when a
-    teacher reads it); and how many were skipped, by reason."""
+def media_views(data_args, modality: str, processor, with_prompts: bool):
+    """Per split, the utterance rows that have ``modality`` (media columns added; the prompt context too when a
+    teacher reads it); and how many were skipped, by reason (the processor's ``max_clip_seconds`` rule included)."""
+    max_clip_seconds = processor.max_clip_seconds
     datasets, metrics = {}, {}
     media_columns = (f"{modality}_path", f"has_{modality}", "start", "end")
     for split, dataset in load_utterance_splits(data_args).items():
-        if with_context:
-            view = with_dialogue_context(dataset, data_args.max_context_turns, extra_columns=media_columns)
+        if with_prompts:
+            view = with_prompt_context(dataset, processor, data_args.max_context_turns, extra_columns=media_columns)
         else:
             keep = [name for name in (*UTTERANCE_COLUMNS, *media_columns) if name in dataset.column_names]
             view = with_row_index(dataset.select_columns(keep))

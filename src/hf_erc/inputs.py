@@ -1,0 +1,180 @@
+"""``hf-erc show-inputs``: what an utterance-level model (TelME, MAGTKD) sees, one JSON line per utterance.
+
+Each line holds the utterance (``dialogue_id``, ``turn``, ``speaker``, ``text``), the ``prompt`` its text model
+reads (the whole string before tokenization), and, where the utterance has media, the audio samples read
+(``audio_samples``: ``[first, end)`` at ``audio_sampling_rate``) and the frames chosen (``frame_indices`` within
+the clip, or within ``video_segment`` for a turn cut from a dialogue recording). Everything comes from the model's
+processor: a checkpoint's own (``--model``) or the recipe's for ``--preprocessing`` reference or default.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from .data.media import MediaDecodeError, count_video_frames, decode_audio
+from .data.views import MEDIA_SOURCE_COLUMNS, media_rows, with_prompt_context
+from .training.processors import build_processor, processor_settings
+from .training.recipes import get_recipe
+
+UTTERANCE_MODEL_TYPES = ("telme", "magtkd")
+
+
+def placeholder_tokenizer():
+    """A word-level tokenizer with RoBERTa's special tokens, for prompts without a real tokenizer: the prompt
+    strings only need its separator (``</s>``); token counts need the model's own tokenizer (``--tokenizer``)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocabulary = {token: index for index, token in enumerate(["<s>", "<pad>", "</s>", "<unk>", "<mask>"])}
+    backend = Tokenizer(models.WordLevel(vocabulary, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, bos_token="<s>", eos_token="</s>", sep_token="</s>", pad_token="<pad>",
+        unk_token="<unk>", mask_token="<mask>",
+    )  # fmt: skip
+
+
+def recipe_processor(model_type: str, dataset: str, preprocessing: str, tokenizer=None):
+    """The processor a ``model_type`` stage builds on ``dataset`` with ``preprocessing`` (the preset's settings)."""
+    from .training.processors import load_speaker_tokenizer
+
+    if model_type not in UTTERANCE_MODEL_TYPES:
+        raise ValueError(f"--model-type {model_type}: show-inputs covers {list(UTTERANCE_MODEL_TYPES)}.")
+    recipe = get_recipe(model_type)
+    config = recipe.config_class.for_dataset(dataset)
+    settings = processor_settings(model_type, dataset, preprocessing, config)
+    if tokenizer is None:
+        tokenizer = placeholder_tokenizer()
+        if settings["num_speaker_tokens"]:
+            tokenizer.add_special_tokens(
+                {"extra_special_tokens": [f"<s{index}>" for index in range(1, settings["num_speaker_tokens"] + 1)]}
+            )
+    else:
+        tokenizer = load_speaker_tokenizer(tokenizer, settings["num_speaker_tokens"])
+    max_length = config.text_max_length - config.text_num_virtual_tokens
+    return build_processor(recipe.processor_class, tokenizer, config, max_length, settings)
+
+
+def checkpoint_processor(model: str):
+    """The processor saved with a checkpoint (its own preprocessing)."""
+    from transformers import AutoProcessor
+
+    import hf_erc.models  # noqa: F401  (registers the processors of hf_erc's model types)
+
+    if not Path(model, "processor_config.json").is_file():
+        raise FileNotFoundError(
+            f"{model} has no processor_config.json: show-inputs reads the processor a TelME or MAGTKD stage saved."
+        )
+    return AutoProcessor.from_pretrained(model)
+
+
+def media_inputs(processor, dataset) -> dict[int, dict]:
+    """Per row with media: the audio samples read and the frames chosen by ``processor``."""
+    found: dict[int, dict] = {}
+    for index, path, start, end in media_rows(dataset, "audio"):
+        entry = found.setdefault(index, {})
+        try:
+            samples = len(decode_audio(path, processor.audio_sampling_rate, start, end))
+        except MediaDecodeError as error:
+            entry["audio_error"] = error.reason
+            continue
+        too_long = processor.max_clip_seconds is not None and samples / processor.audio_sampling_rate > processor.max_clip_seconds
+        entry["audio_sampling_rate"] = processor.audio_sampling_rate
+        entry["audio_samples"] = None if too_long else list(processor.audio_span(samples))
+        if too_long:
+            entry["audio_skipped"] = f"longer than {processor.max_clip_seconds:g} s: no audio or video is read"
+    for index, path, start, end in media_rows(dataset, "video"):
+        entry = found.setdefault(index, {})
+        if entry.get("audio_skipped"):
+            continue
+        segment = processor.video_segment(start, end)
+        try:
+            count = count_video_frames(path, *segment)
+        except MediaDecodeError as error:
+            entry["video_error"] = error.reason
+            continue
+        if count == 0:
+            entry["video_error"] = "no frame in its window"
+            continue
+        entry["frame_indices"] = [int(index) for index in processor.frame_indices(count)]
+        if segment[0] is not None:
+            entry["video_segment"] = [round(segment[0], 4), round(segment[1], 4)]
+    return found
+
+
+def show_inputs(
+    model_type: str,
+    dataset_name: str,
+    data_dir: str,
+    split: str,
+    output: str,
+    preprocessing: str | None = None,
+    model: str | None = None,
+    tokenizer: str | None = None,
+    with_media: bool = True,
+) -> int:
+    """Write one JSON line per utterance of ``split``; returns the number of lines."""
+    from .data.prepare import load_erc_dataset
+
+    if model is not None:
+        processor = checkpoint_processor(model)
+        saved = getattr(processor, "preprocessing", "default")
+        if preprocessing is not None and preprocessing != saved:
+            raise ValueError(f"{model} was saved with {saved!r} preprocessing; drop --preprocessing {preprocessing}.")
+    else:
+        processor = recipe_processor(model_type, dataset_name, preprocessing or "default", tokenizer)
+    splits = load_erc_dataset(dataset_name, data_dir)
+    if split not in splits:
+        raise ValueError(f"{data_dir} has no {split!r} split; found {list(splits)}.")
+    dataset = splits[split]
+    view = with_prompt_context(dataset, processor, None, [c for c in MEDIA_SOURCE_COLUMNS if c in dataset.column_names])
+    media = media_inputs(processor, view) if with_media and "audio_path" in view.column_names else {}
+    count_tokens = model is not None or tokenizer is not None
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    with open(output, "w", encoding="utf-8") as file:
+        for index, row in enumerate(view):
+            prompt = processor.render_row(row)
+            line = {
+                "dialogue_id": row["dialogue_id"],
+                "turn": row["turn"],
+                "speaker": row["speaker"],
+                "text": row["text"],
+                "prompt": prompt,
+                "preprocessing": processor.preprocessing,
+            }
+            if count_tokens:
+                line["num_tokens"] = processor.prompt_length(prompt)
+            line.update(media.get(index, {}))
+            file.write(json.dumps(line, ensure_ascii=False) + "\n")
+    return len(view)
+
+
+def register(subparsers) -> None:
+    """Add ``hf-erc show-inputs``."""
+    parser = subparsers.add_parser(
+        "show-inputs",
+        help="Write what a TelME or MAGTKD model sees for every utterance (prompt, audio window, frames) as JSONL.",
+        description=__doc__.split("\n\n")[1],
+    )
+    parser.add_argument("--model-type", required=True, choices=UTTERANCE_MODEL_TYPES)
+    parser.add_argument("--dataset", required=True, choices=["meld", "iemocap"])
+    parser.add_argument("--data-dir", required=True, help="A raw release, the MELD CSVs alone, or a prepared folder.")
+    parser.add_argument("--split", required=True, choices=["train", "validation", "test"])
+    parser.add_argument("--preprocessing", choices=["reference", "default"], default=None,
+                        help="The authors' inputs or hf_erc's (default: default, or the checkpoint's).")  # fmt: skip
+    parser.add_argument("--model", default=None, help="A TelME/MAGTKD stage checkpoint: use the processor saved with it.")
+    parser.add_argument("--tokenizer", default=None, help="The text model's tokenizer (adds num_tokens per prompt).")
+    parser.add_argument("--no-media", dest="with_media", action="store_false", help="Skip decoding media files.")
+    parser.add_argument("--output", required=True, help="The JSONL file to write.")
+    parser.set_defaults(func=_run_show_inputs)
+
+
+def _run_show_inputs(args) -> int:
+    lines = show_inputs(
+        args.model_type, args.dataset, args.data_dir, args.split, args.output, preprocessing=args.preprocessing,
+        model=args.model, tokenizer=args.tokenizer, with_media=args.with_media,
+    )  # fmt: skip
+    print(f"Wrote {lines} utterances to {args.output}.", file=sys.stderr)
+    return 0

@@ -1,0 +1,429 @@
+"""MAGTKD processor: a conversation (speakers, texts, optional audio and video) to the inputs of MAGTKD's text,
+audio and video models.
+
+This file ships beside MAGTKD checkpoints (``AutoProcessor.from_pretrained(path, trust_remote_code=True)``), so it
+imports only ``torch`` and ``transformers``. MAGTKD's unimodal stages read their inputs as TelME's do, with other
+settings (https://github.com/JieLi-dd/MAGTKD): the prompt ends ``</s> Now<sK> feels``, speakers are numbered by
+a global table on MELD (``speaker_numbering="vocabulary"``, 304 speakers) and markers are plain text to the
+tokenizer (``num_speaker_tokens=0``), and the first ``max_audio_seconds`` of a waveform are kept
+(``audio_window="first"``). The code is TelME's processor under MAGTKD's names (marked ``Copied from``);
+``hf_erc.training.processors.processor_settings`` gives MAGTKD's reference and default settings per dataset, and
+``docs/models/magtkd.md`` says what differs from the authors and why.
+"""
+
+import re
+
+import torch
+from transformers import BatchFeature, ProcessorMixin
+
+
+MAGTKD_MODALITIES = ("text", "audio", "video")
+PREPROCESSING_MODES = ("default", "reference")
+SPEAKER_NUMBERINGS = ("dialogue", "carried", "vocabulary")
+
+
+# Copied from hf_erc.models.telme.processing_telme.first_appearance_numbers with TelME->MAGTKD, TELME->MAGTKD
+def first_appearance_numbers(keys):
+    """1-based numbers by order of first appearance: `["b", "a", "b"]` -> `[1, 2, 1]`."""
+    table = {}
+    return [table.setdefault(key, len(table)) + 1 for key in keys]
+
+
+# Copied from hf_erc.models.telme.processing_telme.sample_frame_indices with TelME->MAGTKD, TELME->MAGTKD
+def sample_frame_indices(num_available, num_frames):
+    """The reference's frame choice: every `step = num_available // num_frames`-th frame, the first at `step - 1`;
+    a clip with fewer frames keeps all of them and repeats the last."""
+    if num_available <= 0:
+        raise ValueError("A video clip has no frames.")
+    if num_available >= num_frames:
+        step = num_available // num_frames
+        return [step * (index + 1) - 1 for index in range(num_frames)]
+    return list(range(num_available)) + [num_available - 1] * (num_frames - num_available)
+
+
+# Copied from hf_erc.models.telme.processing_telme._round_up with TelME->MAGTKD, TELME->MAGTKD
+def _round_up(length: int, multiple: int | None) -> int:
+    if not multiple:
+        return length
+    return -(-length // multiple) * multiple
+
+
+# Copied from hf_erc.models.telme.processing_telme.TelMEProcessor with TelME->MAGTKD, TELME->MAGTKD
+class MAGTKDProcessor(ProcessorMixin):
+    r"""
+    Builds MAGTKD's inputs for every utterance of a conversation: the text teacher's prompted context, the audio
+    student's waveform and the video student's frames, plus the `modality_mask` of what exists.
+
+    Args:
+        tokenizer: the RoBERTa tokenizer; the speaker tokens `<s1>`..`<s{num_speaker_tokens}>` are added as
+            special tokens when missing.
+        feature_extractor: the audio feature extractor (`Wav2Vec2FeatureExtractor` of data2vec-audio).
+        image_processor: the frame processor (`VideoMAEImageProcessor`: resize to 224, centre crop 224, ImageNet
+            mean/std).
+        max_length (`int`, defaults to 512): most text tokens per utterance, the `<mask>` included; with a
+            prompt-tuned teacher use `config.text_max_length - config.text_num_virtual_tokens`.
+        num_speaker_tokens (`int`, defaults to 9): speaker tokens added to the tokenizer.
+        speaker_token_template, turn_template, prompt_template (`str`): how markers, turns and the prompt are
+            written (`{sep}` is the tokenizer's separator, `</s>` for RoBERTa; MAGTKD writes `{sep} Now{speaker} feels`).
+        speaker_numbering (`str`, defaults to `"dialogue"`): `"dialogue"` numbers speakers by first appearance in the
+            visible turns; `"carried"` as the authors' loop does (see [`~MAGTKDProcessor.speaker_numbers`]);
+            `"vocabulary"` by `speaker_vocab` (MAGTKD on MELD: 304 speakers, `<s1>`..`<s304>`).
+        speaker_key (`str`, defaults to `"speaker"`): `"turn"` gives every turn its own marker.
+        speaker_vocab (`dict[str, int]`, *optional*): speaker name -> 0-based id, for `"vocabulary"` numbering.
+        strip_spaces_around_markers (`bool`, defaults to `False`): drop the spaces next to marker tokens, as the
+            authors' slow tokenizer did (so a marker is not preceded by a lone `Ġ` token).
+        audio_sampling_rate (`int`, defaults to 16000): the rate waveforms must have.
+        max_audio_seconds (`float`, defaults to 25.0): longer waveforms keep `audio_window` (`"last"` or `"first"`) of it.
+        max_clip_seconds (`float`, *optional*, defaults to 30.0): clips whose audio is longer count as having no
+            audio and no video (`None`: no limit).
+        num_frames (`int`, defaults to 8): frames per video clip.
+        video_channel_order (`str`, defaults to `"rgb"`): `"bgr"` swaps the channels of the (RGB) input frames.
+        video_margin_seconds (`float`, defaults to 0): a turn cut from a dialogue recording starts this much earlier
+            (not before 0) and ends this much later (the authors' IEMOCAP video: 1 s).
+        preprocessing (`str`, defaults to `"default"`): which set these settings are, `"default"` or `"reference"`.
+        pad_to_multiple_of (`int`, *optional*): round the text length up to a multiple of this.
+    """
+
+    def __init__(
+        self,
+        tokenizer=None,
+        feature_extractor=None,
+        image_processor=None,
+        max_length=512,
+        num_speaker_tokens=9,
+        speaker_token_template="<s{index}>",
+        turn_template="{speaker} {text}",
+        prompt_template="{sep} Now {speaker} feels",
+        speaker_numbering="dialogue",
+        speaker_key="speaker",
+        speaker_vocab=None,
+        strip_spaces_around_markers=False,
+        audio_sampling_rate=16000,
+        max_audio_seconds=25.0,
+        audio_window="last",
+        max_clip_seconds=30.0,
+        num_frames=8,
+        video_channel_order="rgb",
+        video_margin_seconds=0.0,
+        pad_to_multiple_of=None,
+        preprocessing="default",
+        **kwargs,
+    ):
+        choices = {
+            "preprocessing": (preprocessing, PREPROCESSING_MODES),
+            "speaker_numbering": (speaker_numbering, SPEAKER_NUMBERINGS),
+            "speaker_key": (speaker_key, ("speaker", "turn")),
+            "audio_window": (audio_window, ("last", "first")),
+            "video_channel_order": (video_channel_order, ("rgb", "bgr")),
+        }
+        for name, (value, allowed) in choices.items():
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}.")
+        if speaker_numbering == "vocabulary" and not speaker_vocab:
+            raise ValueError('speaker_numbering="vocabulary" needs speaker_vocab (speaker name -> 0-based id).')
+        if max_length < 2:
+            raise ValueError(f"max_length={max_length}: expected at least 2 (one token and the mask).")
+        self.max_length = max_length
+        self.num_speaker_tokens = num_speaker_tokens
+        self.speaker_token_template = speaker_token_template
+        self.turn_template = turn_template
+        self.prompt_template = prompt_template
+        self.speaker_numbering = speaker_numbering
+        self.speaker_key = speaker_key
+        self.speaker_vocab = None if speaker_vocab is None else {str(k): int(v) for k, v in speaker_vocab.items()}
+        self.strip_spaces_around_markers = strip_spaces_around_markers
+        self.audio_sampling_rate = audio_sampling_rate
+        self.max_audio_seconds = max_audio_seconds
+        self.audio_window = audio_window
+        self.max_clip_seconds = max_clip_seconds
+        self.num_frames = num_frames
+        self.video_channel_order = video_channel_order
+        self.video_margin_seconds = video_margin_seconds
+        self.pad_to_multiple_of = pad_to_multiple_of
+        self.preprocessing = preprocessing
+        super().__init__(tokenizer, feature_extractor, image_processor, **kwargs)
+        if self.tokenizer.mask_token_id is None or self.tokenizer.pad_token_id is None:
+            raise ValueError("MAGTKDProcessor needs a tokenizer with a mask token and a pad token (RoBERTa's).")
+        self.marker_tokens = [speaker_token_template.format(index=index) for index in range(1, num_speaker_tokens + 1)]
+        vocabulary = self.tokenizer.get_vocab()
+        if num_speaker_tokens == 0 and speaker_token_template.format(index=1) in vocabulary:
+            raise ValueError(
+                "num_speaker_tokens=0 writes speaker markers as plain text, but this tokenizer has "
+                f"{speaker_token_template.format(index=1)!r} as a token: give the encoder's own tokenizer."
+            )
+        missing = [token for token in self.marker_tokens if token not in vocabulary]
+        if missing:
+            self.tokenizer.add_special_tokens({"extra_special_tokens": missing}, replace_extra_special_tokens=False)
+        self._marker_pattern = re.compile(
+            "(" + "|".join(re.escape(token) for token in sorted(self.marker_tokens, key=len, reverse=True)) + ")"
+        ) if self.marker_tokens else None
+
+    @property
+    def model_input_names(self):
+        return [
+            "input_ids",
+            "attention_mask",
+            "prompt_positions",
+            "input_values",
+            "audio_attention_mask",
+            "pixel_values",
+            "modality_mask",
+        ]
+
+    # --- text ---------------------------------------------------------------------------------------------------
+    def _speaker_keys(self, speakers):
+        return [f"turn {index}" for index in range(len(speakers))] if self.speaker_key == "turn" else list(map(str, speakers))
+
+    def speaker_numbers(self, speakers, carried_speakers=None):
+        """The 1-based marker number of each turn of a dialogue (its turns so far, in order).
+
+        With `"carried"` numbering and the table the previous dialogue left (`carried_speakers`, see
+        [`~MAGTKDProcessor.speaker_table`]), the first turn is numbered against that table and the others by first
+        appearance from the second turn on: the authors' loop numbers a row before it notices a new dialogue, then
+        empties its table. Without a carried table (the first dialogue of a file, a conversation served alone) and
+        with `"dialogue"` numbering, speakers are numbered by first appearance.
+        """
+        if self.speaker_numbering == "vocabulary":
+            unknown = {}
+            return [
+                self.speaker_vocab[name] + 1
+                if name in self.speaker_vocab
+                else len(self.speaker_vocab) + unknown.setdefault(name, len(unknown)) + 1
+                for name in map(str, speakers)
+            ]
+        keys = self._speaker_keys(speakers)
+        if self.speaker_numbering == "dialogue" or carried_speakers is None or not keys:
+            return first_appearance_numbers(keys)
+        carried = list(carried_speakers)
+        first = len(carried) if self.speaker_key == "turn" or keys[0] not in carried else carried.index(keys[0])
+        return [first + 1] + first_appearance_numbers(keys[1:])
+
+    def speaker_table(self, speakers, carried_speakers=None):
+        """The table the authors' loop holds after a whole dialogue: what the next dialogue's first turn is numbered
+        against (`"carried"` numbering)."""
+        keys = self._speaker_keys(speakers)
+        if self.speaker_key == "turn":
+            keys = [f"{key} of a previous dialogue" for key in keys]
+        return list(dict.fromkeys(keys if carried_speakers is None else keys[1:]))
+
+    def render_prompt(self, context_speakers, context_texts, speaker, text, carried_speakers=None):
+        """The text model's input text for one utterance given the turns before it."""
+        speakers = list(context_speakers) + [speaker]
+        texts = list(context_texts) + [text]
+        if len(speakers) != len(texts):
+            raise ValueError(f"{len(speakers) - 1} context speakers for {len(texts) - 1} context texts.")
+        numbers = self.speaker_numbers(speakers, carried_speakers)
+        markers = [self.speaker_token_template.format(index=number) for number in numbers]
+        turns = " ".join(self.turn_template.format(speaker=m, text=t) for m, t in zip(markers, texts)).strip()
+        separator = self.tokenizer.sep_token or self.tokenizer.eos_token or ""
+        return f"{turns} {self.prompt_template.format(speaker=markers[-1], sep=separator)}"
+
+    def render_row(self, row):
+        """The prompt of a dataset row with its dialogue context (`context_speakers`, `context_texts`, `speaker`,
+        `text`, and `carried_speakers` where the numbering needs it)."""
+        for name in ("context_speakers", "context_texts", "speaker", "text"):
+            if name not in row:
+                raise ValueError(
+                    f"A prompt row needs a '{name}' column (hf_erc.data.views.with_dialogue_context adds the context)."
+                )
+        context_speakers = row["context_speakers"]
+        # The carried table numbers a dialogue's first turn: it applies only when the context starts there.
+        starts_dialogue = len(context_speakers) == row.get("turn", len(context_speakers))
+        carried = row.get("carried_speakers") if starts_dialogue else None
+        return self.render_prompt(context_speakers, row["context_texts"], row["speaker"], row["text"], carried)
+
+    def build_prompts(self, speakers, texts, max_context_turns=None, carried_speakers=None):
+        """The input text of every utterance of a conversation, each seeing the turns before it."""
+        if len(speakers) != len(texts):
+            raise ValueError(f"The conversation has {len(speakers)} speakers for {len(texts)} texts.")
+        prompts = []
+        for turn in range(len(texts)):
+            start = 0 if max_context_turns is None else max(0, turn - max_context_turns)
+            carried = carried_speakers if start == 0 else None
+            prompts.append(
+                self.render_prompt(speakers[start:turn], texts[start:turn], speakers[turn], texts[turn], carried)
+            )
+        return prompts
+
+    def tokenize_prompt(self, prompt):
+        """Token ids of one prompt (no special tokens added); with `strip_spaces_around_markers` each marker token is
+        cut out and the spaces next to it dropped, the way the authors' slow tokenizer split its added tokens."""
+        if not (self.strip_spaces_around_markers and self._marker_pattern):
+            return self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        pieces = self._marker_pattern.split(prompt)
+        ids = []
+        for index, piece in enumerate(pieces):
+            if index % 2 == 1:  # a marker
+                ids.append(self.tokenizer.convert_tokens_to_ids(piece))
+                continue
+            if index > 0:
+                piece = piece.lstrip()
+            if index < len(pieces) - 1:
+                piece = piece.rstrip()
+            if piece:
+                ids.extend(self.tokenizer(piece, add_special_tokens=False)["input_ids"])
+        return ids
+
+    def encode_prompts(self, prompts):
+        """Tokenize, keep the last `max_length - 1` tokens, append `<mask>`, pad on the left."""
+        budget = self.max_length - 1
+        sequences = [list(self.tokenize_prompt(prompt)[-budget:]) + [self.tokenizer.mask_token_id] for prompt in prompts]
+        width = _round_up(max(len(ids) for ids in sequences), self.pad_to_multiple_of)
+        input_ids = torch.full((len(sequences), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros(len(sequences), width, dtype=torch.long)
+        for row, ids in enumerate(sequences):
+            input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+            attention_mask[row, width - len(ids) :] = 1
+        prompt_positions = torch.full((len(sequences),), width - 1, dtype=torch.long)
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "prompt_positions": prompt_positions}
+
+    def prompt_length(self, prompt):
+        """Tokens the text model reads for `prompt` (mask included, after truncation)."""
+        return min(len(self.tokenize_prompt(prompt)) + 1, self.max_length)
+
+    # --- audio --------------------------------------------------------------------------------------------------
+    def _too_long(self, waveform):
+        if self.max_clip_seconds is None or waveform is None:
+            return False
+        return len(waveform) / self.audio_sampling_rate > self.max_clip_seconds
+
+    @property
+    def max_audio_samples(self):
+        return int(round(self.max_audio_seconds * self.audio_sampling_rate))
+
+    def audio_span(self, num_samples):
+        """`(first, end)`: the samples of a `num_samples`-long waveform the model reads."""
+        if num_samples <= self.max_audio_samples:
+            return 0, num_samples
+        if self.audio_window == "last":
+            return num_samples - self.max_audio_samples, num_samples
+        return 0, self.max_audio_samples
+
+    def encode_audio(self, waveforms):
+        """Normalised waveforms (`audio_window` of `max_audio_seconds` kept), right-padded, and which utterances have
+        audio."""
+        present = [waveform is not None and len(waveform) > 0 for waveform in waveforms]
+        values = []
+        for waveform, has_audio in zip(waveforms, present):
+            if not has_audio:
+                values.append(torch.zeros(1))
+                continue
+            waveform = torch.as_tensor(waveform, dtype=torch.float32)
+            if waveform.dim() != 1:
+                raise ValueError(f"Expected mono waveforms (one dimension), got shape {tuple(waveform.shape)}.")
+            # The normalisation does not depend on the rate: pass the extractor's own to satisfy its check.
+            normalised = self.feature_extractor(
+                waveform.numpy(), sampling_rate=self.feature_extractor.sampling_rate, return_tensors="pt"
+            )["input_values"][0]
+            first, end = self.audio_span(len(normalised))
+            values.append(normalised[first:end])
+        width = max(len(value) for value in values)
+        input_values = torch.zeros(len(values), width)
+        attention_mask = torch.zeros(len(values), width, dtype=torch.long)
+        for row, (value, has_audio) in enumerate(zip(values, present)):
+            if has_audio:
+                input_values[row, : len(value)] = value
+                attention_mask[row, : len(value)] = 1
+        return {"input_values": input_values, "audio_attention_mask": attention_mask}, present
+
+    # --- video --------------------------------------------------------------------------------------------------
+    def video_segment(self, start, end):
+        """The time window read for a turn cut from a dialogue recording, widened by `video_margin_seconds`."""
+        if start is None or end is None or not self.video_margin_seconds:
+            return start, end
+        return max(0.0, start - self.video_margin_seconds), end + self.video_margin_seconds
+
+    def frame_indices(self, num_available):
+        """Which of a clip's `num_available` frames the model reads (training decodes only these)."""
+        return sample_frame_indices(num_available, self.num_frames)
+
+    def encode_video(self, clips):
+        """`num_frames` processed frames per clip, zeros for utterances without video, and which have video."""
+        present = [clip is not None and len(clip) > 0 for clip in clips]
+        sampled = []
+        for clip, has_video in zip(clips, present):
+            if not has_video:
+                continue
+            frames = [clip[index] for index in self.frame_indices(len(clip))]
+            frames = [torch.as_tensor(frame).numpy() for frame in frames]
+            if self.video_channel_order == "bgr":
+                frames = [frame[..., ::-1].copy() for frame in frames]
+            sampled.append(frames)
+        if not sampled:
+            return {}, present
+        processed = self.image_processor(sampled, return_tensors="pt")["pixel_values"]
+        pixel_values = processed.new_zeros((len(clips), *processed.shape[1:]))
+        rows = torch.tensor([row for row, has_video in enumerate(present) if has_video])
+        pixel_values[rows] = processed
+        return {"pixel_values": pixel_values}, present
+
+    def __call__(
+        self,
+        speakers=None,
+        texts=None,
+        audio=None,
+        videos=None,
+        sampling_rate=None,
+        max_context_turns=None,
+        return_tensors="pt",
+        **kwargs,
+    ):
+        r"""
+        Model inputs for every utterance of one conversation.
+
+        Args:
+            speakers (`list[str]`): the speaker of each utterance, in order.
+            texts (`list[str]`): the transcript of each utterance.
+            audio (`list`, *optional*): per utterance a mono waveform (1-D array or tensor) at `sampling_rate`, or
+                `None` when it has no audio.
+            videos (`list`, *optional*): per utterance its frames (an array `(frames, height, width, 3)` or a list of
+                `(height, width, 3)` RGB frames), or `None` when it has no video.
+            sampling_rate (`int`): the waveforms' rate; required with `audio` and must be `audio_sampling_rate`.
+            max_context_turns (`int`, *optional*): keep at most this many previous turns as context.
+
+        Returns:
+            [`BatchFeature`] with `input_ids`, `attention_mask`, `prompt_positions` and `modality_mask` (bool
+            `(utterances, 3)`, text/audio/video), plus `input_values` and `audio_attention_mask` when `audio` is
+            given and `pixel_values` when some utterance has video.
+        """
+        if speakers is None or texts is None:
+            raise ValueError("MAGTKDProcessor needs the conversation's speakers and texts.")
+        num_utterances = len(texts)
+        if num_utterances == 0:
+            raise ValueError("The conversation has no utterances.")
+        batch = self.encode_prompts(self.build_prompts(speakers, texts, max_context_turns))
+        modality_mask = torch.zeros(num_utterances, len(MAGTKD_MODALITIES), dtype=torch.bool)
+        modality_mask[:, 0] = True
+
+        too_long = [False] * num_utterances
+        if audio is not None:
+            if len(audio) != num_utterances:
+                raise ValueError(
+                    f"Got {len(audio)} waveforms for {num_utterances} utterances: give one (or None) each."
+                )
+            if sampling_rate is None:
+                raise ValueError(f"Pass sampling_rate with audio (expected {self.audio_sampling_rate} Hz).")
+            if sampling_rate != self.audio_sampling_rate:
+                raise ValueError(
+                    f"The waveforms are sampled at {sampling_rate} Hz but this processor expects "
+                    f"{self.audio_sampling_rate} Hz: resample them first."
+                )
+            too_long = [self._too_long(waveform) for waveform in audio]
+            audio_inputs, has_audio = self.encode_audio(
+                [None if long else waveform for waveform, long in zip(audio, too_long)]
+            )
+            batch.update(audio_inputs)
+            modality_mask[:, 1] = torch.tensor(has_audio)
+        if videos is not None:
+            if len(videos) != num_utterances:
+                raise ValueError(f"Got {len(videos)} videos for {num_utterances} utterances: give one (or None) each.")
+            video_inputs, has_video = self.encode_video(
+                [None if long else clip for clip, long in zip(videos, too_long)]
+            )
+            batch.update(video_inputs)
+            modality_mask[:, 2] = torch.tensor(has_video)
+        batch["modality_mask"] = modality_mask
+        return BatchFeature(data=batch, tensor_type=return_tensors)
+
+
+__all__ = ["MAGTKDProcessor"]

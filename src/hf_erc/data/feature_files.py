@@ -503,6 +503,17 @@ def _split_table(contents, keys, names, dataset, text_feature, dims, sentiments,
         "emotion": pa.array(columns["emotion"], pa.int64()),
         "sentiment": pa.array(columns["sentiment"], pa.int64()),
         "utterance_id": pa.nulls(rows, pa.int32()),
+        **feature_only_media_columns(rows),
+    }
+    for modality, blocks in matrices.items():
+        arrays[f"{modality}_features"] = _float_list_array(blocks, dims[modality])
+    return pa.table({name: arrays[name] for name in features}).cast(features.arrow_schema)
+
+
+def feature_only_media_columns(rows: int) -> dict:
+    """The contract's media columns for rows read from feature files: no media file or time, but every modality
+    present (its features stand for it)."""
+    return {
         "audio_path": pa.nulls(rows, pa.string()),
         "video_path": pa.nulls(rows, pa.string()),
         "start": pa.nulls(rows, pa.float32()),
@@ -510,6 +521,3 @@ def _split_table(contents, keys, names, dataset, text_feature, dims, sentiments,
         "has_audio": pa.array(np.ones(rows, dtype=bool)),
         "has_video": pa.array(np.ones(rows, dtype=bool)),
     }
-    for modality, blocks in matrices.items():
-        arrays[f"{modality}_features"] = _float_list_array(blocks, dims[modality])
-    return pa.table({name: arrays[name] for name in features}).cast(features.arrow_schema)

@@ -121,6 +121,19 @@ def decode_audio(
     return waveform
 
 
+def _frames_in_window(container, stream, start: float | None, end: float | None):
+    """The decoded frames of ``stream`` whose time lies in ``[start, end)`` (all of them without a window)."""
+    index = 0
+    for frame in container.decode(stream):
+        time = frame.time if frame.time is not None else index / float(stream.average_rate or 25)
+        index += 1
+        if start is not None and time < start:
+            continue
+        if end is not None and time >= end:
+            break
+        yield frame
+
+
 def decode_video_frames(
     path: str | os.PathLike,
     num_frames: int = 8,
@@ -149,12 +162,7 @@ def decode_video_frames(
             offset = int(start / stream.time_base) if stream.time_base else 0
             container.seek(max(0, offset), stream=stream, backward=True, any_frame=False)
         frames = []
-        for frame in container.decode(stream):
-            time = frame.time if frame.time is not None else len(frames) / float(stream.average_rate or 25)
-            if start is not None and time < start:
-                continue
-            if end is not None and time >= end:
-                break
+        for frame in _frames_in_window(container, stream, start, end):
             height, width = size if size is not None else (frame.height, frame.width)
             frames.append(frame.to_ndarray(format="rgb24", width=width, height=height))
         if not frames:
@@ -201,15 +209,7 @@ def count_video_frames(path: str | os.PathLike, start: float | None = None, end:
     try:
         if not container.streams.video:
             raise MediaDecodeError(path, "no video stream")
-        stream = container.streams.video[0]
-        count = 0
-        for frame in container.decode(stream):
-            time = frame.time if frame.time is not None else count / float(stream.average_rate or 25)
-            if start is not None and time < start:
-                continue
-            if end is not None and time >= end:
-                break
-            count += 1
+        count = sum(1 for _ in _frames_in_window(container, container.streams.video[0], start, end))
     except MediaDecodeError:
         raise
     except Exception as error:

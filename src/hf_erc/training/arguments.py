@@ -59,8 +59,9 @@ class ERCModelArguments:
         metadata={
             "help": "Training stage, one of the recipe's stages (single-stage families need none). TelME: teacher, "
             "student (distilled from --teacher_model_name_or_path) or fusion. MAGTKD: text, audio, video "
-            "(cross-entropy), kd (an audio or video model distilled from the text model --teacher_model_name_or_path) "
-            "or fusion. SDT and CMATH: full."
+            "(cross-entropy), kd (an audio or video model distilled from the text model --teacher_model_name_or_path), "
+            "fusion, or features (the fusion on extracted features, e.g. the authors' first-stage pickles). SDT and "
+            "CMATH: full."
         },
     )
     processor_name_or_path: str | None = field(

@@ -33,6 +33,7 @@ from ..papers import CMATH_PAPER, MAGTKD_PAPER, SDT_PAPER, TELME_PAPER, PaperInf
 from .stages import (
     DialogueStage,
     DistilledMediaStage,
+    FeatureFusionStage,
     MAGTKDFusionStage,
     MediaStage,
     Stage,
@@ -98,7 +99,8 @@ RECIPES: dict[str, Recipe] = {
             processor_class=TelMEProcessor,
         ),
         # MAGTKD's stages (Li et al., IJCAI 2025): text, audio and video models (cross-entropy), kd (an audio or
-        # video model distilled from the frozen text model), fusion (dialogue-level, over cached embeddings).
+        # video model distilled from the frozen text model), fusion (dialogue-level, over cached embeddings), features
+        # (the fusion on features already extracted, e.g. the authors' first-stage pickles).
         # Its utterance-level inputs are built by TelME's processor until MAGTKD has its own.
         Recipe(
             "magtkd",
@@ -110,6 +112,7 @@ RECIPES: dict[str, Recipe] = {
                 "video": MediaStage(modalities=("video",)),
                 "kd": DistilledMediaStage(),
                 "fusion": MAGTKDFusionStage(),
+                "features": FeatureFusionStage(),
             },
             MAGTKD_PAPER,
             stage_models={"text": MAGTKDTextModel, "audio": MAGTKDAudioModel, "video": MAGTKDVideoModel},

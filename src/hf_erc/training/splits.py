@@ -2,7 +2,8 @@
 
 ``--data_dir`` may be a raw release or a prepared (optionally feature-extracted) Parquet folder, both read by
 :func:`hf_erc.data.load_erc_dataset`, or a published feature pickle (a ``.pkl`` file or a folder holding
-``meld_multimodal_features.pkl``/``iemocap_multimodal_features.pkl``). Utterance-level stages read utterance
+``meld_multimodal_features.pkl``/``iemocap_multimodal_features.pkl``), or MAGTKD's first-stage feature pickles
+(``first_stage_{train,dev,test}_features.pkl``). Utterance-level stages read utterance
 rows; dialogue-level stages read dialogue rows of feature vectors.
 """
 
@@ -41,6 +42,10 @@ def load_utterances(data_args: ERCDataArguments):
         from ..data.feature_files import read_feature_pickle
 
         return read_feature_pickle(pickle_path, data_args.dataset_name)
+    from ..data.magtkd_features import is_magtkd_feature_folder, read_magtkd_feature_pickles
+
+    if is_magtkd_feature_folder(data_args.data_dir):
+        return read_magtkd_feature_pickles(data_args.data_dir, data_args.dataset_name)
     from ..data.prepare import load_erc_dataset
 
     return load_erc_dataset(data_args.dataset_name, data_args.data_dir)
@@ -123,7 +128,8 @@ def speaker_vocab(data_args: ERCDataArguments) -> dict[str, int] | None:
     """Speaker name -> id, or ``None`` for ids by first appearance in each dialogue.
 
     IEMOCAP speakers are ``M``/``F`` (SDT: ``M`` -> 0, ``F`` -> 1) and feature-pickle MELD speakers
-    are the one-hot slots (``speaker_<i>`` -> i); MELD character names are numbered by first
+    are the one-hot slots (``speaker_<i>`` -> i); MAGTKD's feature pickles carry the authors' speaker ids;
+    MELD character names are numbered by first
     appearance (capped at ``num_speakers``). ``--speaker_vocab_file`` (JSON) replaces all of this.
     """
     from ..data.feature_files import feature_file_speaker_vocab
@@ -134,6 +140,10 @@ def speaker_vocab(data_args: ERCDataArguments) -> dict[str, int] | None:
         if not isinstance(vocab, dict) or not all(isinstance(value, int) for value in vocab.values()):
             raise ValueError(f"{data_args.speaker_vocab_file}: expected a JSON object of speaker name -> integer id.")
         return vocab
+    from ..data.magtkd_features import is_magtkd_feature_folder, magtkd_speaker_vocab
+
+    if is_magtkd_feature_folder(data_args.data_dir):
+        return magtkd_speaker_vocab(data_args.dataset_name)
     if data_args.dataset_name == "iemocap" or feature_pickle(data_args) is not None:
         return feature_file_speaker_vocab(data_args.dataset_name)
     return None

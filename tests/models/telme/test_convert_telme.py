@@ -1,7 +1,9 @@
 """scripts/convert_telme_original_checkpoint.py on state dicts with the authors' key names and layout.
 
-The stand-ins below have the attribute names of the reference's ``Teacher_model``, ``Student_Audio``,
-``Student_Video`` and ``ASF`` (``MELD/model.py``) and compute what their ``forward`` computes, on tiny encoders.
+The stand-ins of the reference's ``Teacher_model``, ``Student_Audio`` and ``Student_Video`` (``MELD/model.py``) are
+in ``tests/utils/reference_modules.py`` (MAGTKD's unimodal models share them); ``ReferenceASF`` below is the
+reference's ``ASF``. They have the reference's attribute names and compute what its ``forward`` computes, on tiny
+encoders.
 """
 
 import importlib.util
@@ -12,12 +14,24 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoModel, Data2VecAudioModel, RobertaModel, TimesformerModel
+from transformers import AutoModel, AutoProcessor
 
+from hf_erc.models import TelMEAudioStudent, TelMETextTeacher, TelMEVideoStudent
+from tests.utils.reference_modules import (
+    reference_unimodal_model,
+    save_released,
+    unimodal_inputs,
+    write_reference_tokenizer,
+)
 from tests.utils.tiny_telme import FRAME_SIZE, HIDDEN, NUM_FRAMES, audio_inputs, text_inputs, tiny_config
+from tests.utils.training import assert_loads_without_hf_erc_and_peft
 
 
 SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "convert_telme_original_checkpoint.py"
+# Reference class order (alphabetical) -> canonical order: neutral, surprise, fear, sadness, joy, disgust, anger.
+MELD_ORDER = [4, 6, 2, 5, 3, 1, 0]
+STAGE_CLASSES = {"teacher": TelMETextTeacher, "audio": TelMEAudioStudent, "video": TelMEVideoStudent}
+STAGE_MODALITIES = {"teacher": "text", "audio": "audio", "video": "video"}
 
 
 def load_script():
@@ -25,29 +39,6 @@ def load_script():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-class ReferenceTeacher(nn.Module):
-    def __init__(self, config):
-        super().__init__()
-        self.text_model = RobertaModel(config.text_config)  # with its (unused) pooler, as released
-        self.W = nn.Linear(config.text_config.hidden_size, config.projection_size)
-        self.classifier = nn.Linear(config.projection_size, config.num_labels)
-
-    def forward(self, input_ids, attention_mask):
-        hidden = self.W(self.text_model(input_ids, attention_mask).last_hidden_state[:, -1, :])
-        return hidden, self.classifier(hidden)
-
-
-class ReferenceStudent(nn.Module):
-    def __init__(self, encoder, num_labels):
-        super().__init__()
-        self.model = encoder
-        self.W = nn.Linear(encoder.config.hidden_size, num_labels)
-
-    def forward(self, inputs):
-        hidden = self.model(inputs).last_hidden_state[:, 0, :]
-        return hidden, self.W(hidden)
 
 
 class ReferenceASF(nn.Module):
@@ -81,9 +72,9 @@ def released(tmp_path_factory):
     config = tiny_config()
     torch.manual_seed(0)
     models = {
-        "teacher": ReferenceTeacher(config),
-        "audio": ReferenceStudent(Data2VecAudioModel(config.audio_config), config.num_labels),
-        "video": ReferenceStudent(TimesformerModel(config.video_config), config.num_labels),
+        "teacher": reference_unimodal_model("text", config),
+        "audio": reference_unimodal_model("audio", config),
+        "video": reference_unimodal_model("video", config),
         "fusion": ReferenceASF(config.num_labels, HIDDEN, config.fusion_beta_shift, config.fusion_dropout, 2),
     }
     for model in models.values():
@@ -91,12 +82,7 @@ def released(tmp_path_factory):
     folder = tmp_path_factory.mktemp("save_model")
     script = load_script()
     for name, model in models.items():
-        state_dict = model.state_dict()
-        if name == "teacher":  # older transformers saved this buffer
-            state_dict["text_model.embeddings.position_ids"] = torch.arange(40).unsqueeze(0)
-        path = folder / script.REFERENCE_FILES[name]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(state_dict, path)
+        save_released(model, folder / script.REFERENCE_FILES[name])  # the teacher with its position_ids buffer
     sizes = ("projection", "fusion", "text_max")
     fields = {k: v for k, v in config.to_dict().items() if k.endswith("_config") or k.startswith(sizes)}
     (folder / "tiny.json").write_text(json.dumps(fields))
@@ -155,3 +141,106 @@ def test_conversion_errors(released, tmp_path):
     deeper = dict(tiny, video_config={**tiny["video_config"], "num_hidden_layers": 3})
     with pytest.raises(script.CheckpointFormatError, match="missing .'video_student.encoder.encoder.layer.2"):
         script.convert_checkpoint(folder, "meld", script.reference_config("meld", fields=deeper))
+
+
+@pytest.fixture(scope="module")
+def tokenizer_dir(tmp_path_factory):
+    return write_reference_tokenizer(tmp_path_factory.mktemp("roberta-tokenizer"))
+
+
+@pytest.mark.parametrize("stage, source", [("teacher", "file"), ("audio", "file"), ("video", "folder")])
+def test_stage_conversion_reproduces_the_released_stage_model(released, tokenizer_dir, tmp_path, stage, source):
+    folder, reference, _ = released
+    script = load_script()
+    output = tmp_path / stage
+    where = ["--checkpoint", str(folder / script.REFERENCE_FILES[stage])] if source == "file" else [
+        "--checkpoint_dir", str(folder)]  # fmt: skip
+    converted = script.main(
+        ["--stage", stage, *where, "--dataset", "meld", "--output_dir", str(output),
+         "--config_file", str(folder / "tiny.json"), "--tokenizer", str(tokenizer_dir)]
+    )  # fmt: skip
+    assert type(converted) is STAGE_CLASSES[stage]
+    model = AutoModel.from_pretrained(output).eval()
+    assert type(model) is STAGE_CLASSES[stage] and model.config.audio_sampling_rate == 22050
+    assert [model.config.id2label[index] for index in range(7)][:2] == ["neutral", "surprise"]
+
+    inputs, reference_args = unimodal_inputs(STAGE_MODALITIES[stage])
+    with torch.no_grad():
+        hidden, logits = reference[stage](*reference_args)
+        outputs = model(**inputs)
+    torch.testing.assert_close(outputs.logits, logits[:, MELD_ORDER])
+    torch.testing.assert_close(outputs.utterance_embeddings, hidden)
+    # The checkpoint alone (its shipped code) gives the same logits where hf_erc and peft cannot be imported.
+    assert_loads_without_hf_erc_and_peft(output, inputs, tmp_path)
+
+    processor = AutoProcessor.from_pretrained(output, trust_remote_code=True)
+    assert processor.preprocessing == "reference"
+    assert (processor.speaker_numbering, processor.audio_window, processor.audio_sampling_rate) == (
+        "carried", "last", 22050)  # fmt: skip
+    assert processor.num_speaker_tokens == 9 and "<s1>" in processor.tokenizer.get_vocab()
+    if stage == "teacher":
+        # What the processor builds from a conversation is what the released teacher read.
+        conversation = processor(speakers=["Ross", "Rachel", "Ross"], texts=["hi there", "how are you", "fine"])
+        text = {"input_ids": conversation["input_ids"], "attention_mask": conversation["attention_mask"]}
+        assert int(text["input_ids"].max()) < reference["teacher"].text_model.config.vocab_size
+        with torch.no_grad():
+            expected_hidden, expected_logits = reference["teacher"](text["input_ids"], text["attention_mask"])
+            served = model(**text)
+        torch.testing.assert_close(served.logits, expected_logits[:, MELD_ORDER])
+        torch.testing.assert_close(served.utterance_embeddings, expected_hidden)
+
+
+def test_stage_conversion_errors(released, tmp_path, capsys):
+    folder, reference, config = released
+    script = load_script()
+    tiny = json.loads((folder / "tiny.json").read_text())
+    meld = script.reference_config("meld", fields=tiny)
+    teacher_file = folder / script.REFERENCE_FILES["teacher"]
+
+    with pytest.raises(FileNotFoundError, match=r"missing\.bin not found: pass the authors' teacher\.bin"):
+        script.convert_stage_checkpoint(tmp_path / "missing.bin", "teacher", "meld", meld)
+    with pytest.raises(FileNotFoundError, match="is a folder, not a checkpoint file"):
+        script.convert_stage_checkpoint(folder, "audio", "meld", meld)
+    # The teacher's file given as the audio student's.
+    with pytest.raises(script.CheckpointFormatError, match=r"teacher\.bin: unexpected key 'text_model\."):
+        script.convert_stage_checkpoint(teacher_file, "audio", "meld", meld)
+    # A MELD checkpoint (7 classes) converted for IEMOCAP (6), whole or by stage.
+    iemocap = script.reference_config("iemocap", fields=tiny)
+    with pytest.raises(script.CheckpointFormatError, match=r"teacher\.bin: the classifier classifier\.weight has 7"):
+        script.convert_stage_checkpoint(teacher_file, "teacher", "iemocap", iemocap)
+    with pytest.raises(script.CheckpointFormatError, match="has 7 classes, the dataset 6. Check --dataset"):
+        script.convert_checkpoint(folder, "iemocap", iemocap)
+    # A key missing from the file: named in hf_erc's and in the authors' terms.
+    state_dict = reference["audio"].state_dict()
+    del state_dict["model.encoder.layer_norm.weight"]
+    torch.save(state_dict, tmp_path / "total_student.bin")
+    with pytest.raises(
+        script.CheckpointFormatError,
+        match=r"total_student\.bin does not match .*missing \['encoder\.encoder\.layer_norm\.weight "
+        r"\(from model\.encoder\.layer_norm\.weight\)'\]",
+    ):
+        script.convert_stage_checkpoint(tmp_path / "total_student.bin", "audio", "meld", meld)
+    # Encoder sizes that differ from the file's.
+    wider_text = {**tiny["text_config"], "intermediate_size": 40}
+    wider = script.reference_config("meld", fields=dict(tiny, text_config=wider_text))
+    with pytest.raises(script.CheckpointFormatError, match=r"teacher\.bin: .*intermediate\.dense\.weight has shape"):
+        script.convert_stage_checkpoint(teacher_file, "teacher", "meld", wider)
+    # Files that are not state dicts of tensors.
+    torch.save({"model": {"weight": torch.zeros(1)}}, tmp_path / "nested.bin")
+    with pytest.raises(script.CheckpointFormatError, match="does not hold a state dict of tensors"):
+        script.convert_stage_checkpoint(tmp_path / "nested.bin", "video", "meld", meld)
+    (tmp_path / "garbage.bin").write_bytes(b"not a checkpoint")
+    with pytest.raises(script.CheckpointFormatError, match=r"garbage\.bin cannot be read as a state dict"):
+        script.convert_stage_checkpoint(tmp_path / "garbage.bin", "teacher", "meld", meld)
+
+    # The command line: one stage's file needs --stage; a stage needs one source.
+    common = ["--dataset", "meld", "--output_dir", str(tmp_path / "out")]
+    for arguments, message in (
+        (["--checkpoint", str(teacher_file)], "--checkpoint names one stage's file"),
+        (["--stage", "all"], "pass --checkpoint_dir"),
+        (["--stage", "audio"], "pass either --checkpoint"),
+        (["--stage", "audio", "--checkpoint", str(teacher_file), "--checkpoint_dir", str(folder)], "not both"),
+    ):
+        with pytest.raises(SystemExit):
+            script.parse_args(arguments + common)
+        assert message in capsys.readouterr().err

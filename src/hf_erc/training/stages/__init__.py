@@ -7,10 +7,11 @@
 | :class:`MediaStage` | MAGTKD's audio and video models | utterances' decoded audio or frames |
 | :class:`DistilledMediaStage` | TelME's students, MAGTKD's kd stage | the same, plus the frozen text model's outputs |
 | :class:`TelMEFusionStage`, :class:`MAGTKDFusionStage` | the fusions | the frozen stage models' cached embeddings |
+| :class:`FeatureFusionStage` | MAGTKD's fusion | dialogues of extracted features (the authors' pickles) |
 """
 
 from .base import RunArguments, Stage, StageSetup
-from .dialogue import DialogueStage
+from .dialogue import DialogueStage, FeatureFusionStage
 from .fusion import FusionStage, MAGTKDFusionStage, TelMEFusionStage
 from .media import DistilledMediaStage, MediaStage
 from .text import TextStage
@@ -18,6 +19,7 @@ from .text import TextStage
 __all__ = [
     "DialogueStage",
     "DistilledMediaStage",
+    "FeatureFusionStage",
     "FusionStage",
     "MAGTKDFusionStage",
     "MediaStage",

@@ -29,7 +29,7 @@ class DialogueStage(Stage):
     def setup(self, recipe, args: RunArguments) -> StageSetup:
         dialogues = load_dialogue_splits(args.data)
         dims = feature_dims(dialogues["train"], args.data.modalities)
-        model = self.build_model(recipe, args, dims)
+        model = self.build_model(recipe, args, self.size_fields(dims))
         # Stored in the config so that inference (hf_erc.pipelines) numbers speakers and names labels as training did.
         model.config.speaker_vocab = speaker_vocab(args.data)
         model.config.dataset_name = args.data.dataset_name
@@ -44,28 +44,31 @@ class DialogueStage(Stage):
         )
 
     @staticmethod
-    def build_model(recipe, args: RunArguments, dims: dict[str, int]):
+    def size_fields(dims: dict[str, int]) -> dict[str, int]:
+        """Configuration fields that give the feature sizes: ``<modality>_dim`` (SDT, CMATH)."""
+        return {f"{modality}_dim": dim for modality, dim in dims.items()}
+
+    @staticmethod
+    def build_model(recipe, args: RunArguments, fields: dict[str, int]):
         """The model from ``--model_name_or_path`` or from its dataset preset, with feature sizes matching the data."""
         overrides = dict(args.model.config_overrides)
         source = args.model.model_name_or_path
         if source is not None:
             model = recipe.model_class.from_pretrained(source, **overrides)
         else:
-            for modality, dim in dims.items():
-                key = f"{modality}_dim"
+            for key, dim in fields.items():
                 if key in overrides and overrides[key] != dim:
                     raise ValueError(
-                        f"config_overrides sets {key}={overrides[key]} but the {modality} features of "
-                        f"{args.data.data_dir} have {dim} values: remove the override or use the matching features."
+                        f"config_overrides sets {key}={overrides[key]} but the features of {args.data.data_dir} "
+                        f"need {dim}: remove the override or use the matching features."
                     )
-            fields = {f"{modality}_dim": dim for modality, dim in dims.items()}
             model = recipe.model_class(preset_config(recipe, args, list(args.data.modalities), **fields))
-        for modality, dim in dims.items():
-            expected = getattr(model.config, f"{modality}_dim", None)
+        for key, dim in fields.items():
+            expected = getattr(model.config, key, None)
             if expected is not None and expected != dim:
                 raise ValueError(
-                    f"{source} expects {expected}-d {modality} features but {args.data.data_dir} has {dim}-d ones: "
-                    "train from the preset instead, or use the features it was trained on."
+                    f"{source} has {key}={expected} but the features of {args.data.data_dir} need {dim}: train from "
+                    "the preset instead, or use the features it was trained on."
                 )
         return model
 
@@ -80,3 +83,25 @@ class DialogueStage(Stage):
         import hf_erc.models  # noqa: F401  (registers the hf_erc model types with the Auto classes)
 
         return AutoModel.from_pretrained(path)
+
+
+class FeatureFusionStage(DialogueStage):
+    """MAGTKD's fusion trained (or evaluated, with ``--do_train false``) on utterance features already extracted:
+    the authors' first-stage pickles (``--data_dir`` holding ``first_stage_*_features.pkl``) or hf_erc feature
+    columns. The fusion has no input projection: every feature size is its ``hidden_size``."""
+
+    reads = "dialogues of first-stage utterance features (the authors' pickles or feature columns)"
+    writes = "the MAGTKD fusion, which labels every turn of a dialogue from its utterance features"
+
+    @staticmethod
+    def load_teacher(args: RunArguments):
+        """None: the features already come from the stage models (``--teacher_model_name_or_path`` and the
+        students' paths of a fusion config are not read here)."""
+        return None
+
+    @staticmethod
+    def size_fields(dims: dict[str, int]) -> dict[str, int]:
+        sizes = set(dims.values())
+        if len(sizes) != 1:
+            raise ValueError(f"MAGTKD's fusion reads features of one size (its hidden_size); these have {dims}.")
+        return {"hidden_size": sizes.pop()}

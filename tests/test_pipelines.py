@@ -99,3 +99,46 @@ def test_quickstart_on_real_meld(meld_csv_dir, tmp_path, capsys):
     assert not (checkpoint / "training_args.bin").exists() and not list(checkpoint.glob("*.bin"))
     for name in json.loads(SAMPLE_CONVERSATION.read_text())["utterances"][:2]:
         assert name["text"][:40] in output
+
+
+def test_processor_pipeline_labels_raw_media_as_training_reads_them(tmp_path):
+    """A TelME checkpoint saved with its processor: the pipeline decodes each clip through the processor's rules
+    (frames, audio window) and gives the model's own probabilities for those inputs."""
+    import torch
+
+    from hf_erc.data.collators import MediaCollator
+    from hf_erc.models import TelMEForEmotionRecognition
+    from hf_erc.pipelines import ProcessorPipeline
+    from tests.utils.media_fixtures import write_mp4
+    from tests.utils.tiny_telme import tiny_config, tiny_processor
+
+    torch.manual_seed(0)
+    model = TelMEForEmotionRecognition(tiny_config()).eval()
+    processor = tiny_processor(max_audio_seconds=0.5)
+    model.save_pretrained(tmp_path / "telme")
+    processor.save_pretrained(tmp_path / "telme")
+    clips = [write_mp4(tmp_path / f"clip{index}.mp4", seconds=1.0, fps=10, size=(32, 40)) for index in range(2)]
+    conversation = {
+        "utterances": [
+            {"speaker": "Joey", "text": "hi there", "audio": clips[0], "video": clips[0]},
+            {"speaker": "Ross", "text": "hello", "video": clips[1]},
+            {"speaker": "Joey", "text": "how are you"},
+        ]
+    }
+    labelled = pipeline(str(tmp_path / "telme"), device="cpu")
+    assert isinstance(labelled, ProcessorPipeline)
+    results = labelled(conversation)
+    assert [item["speaker"] for item in results] == ["Joey", "Ross", "Joey"]
+
+    audio = MediaCollator("audio", processor).decode({"media_path": clips[0], "media_start": None, "media_end": None})
+    video = MediaCollator("video", processor)
+    frames = [video.decode({"media_path": path, "media_start": None, "media_end": None}) for path in clips]
+    inputs = processor(
+        speakers=["Joey", "Ross", "Joey"], texts=["hi there", "hello", "how are you"], audio=[audio, None, None],
+        videos=[frames[0], frames[1], None], sampling_rate=processor.audio_sampling_rate,
+    )  # fmt: skip
+    assert inputs["modality_mask"].tolist() == [[True, True, True], [True, False, True], [True, False, False]]
+    with torch.no_grad():
+        expected = model(**inputs).logits.softmax(-1)
+    for item, row in zip(results, expected):
+        assert item["scores"] == pytest.approx({model.config.id2label[i]: float(p) for i, p in enumerate(row)}, abs=1e-6)

@@ -132,18 +132,84 @@ class EmotionRecognitionPipeline:
         batch = self.collator([self._features(utterances)])
         batch = {key: value.to(self.device) for key, value in batch.items()}
         probabilities = self.model(**batch).logits.float().softmax(dim=-1)[0].cpu()
-        results = []
-        for utterance, row in zip(utterances, probabilities):
-            scores = {self.id2label[index]: float(value) for index, value in enumerate(row)}
-            best = int(row.argmax())
-            results.append(
-                {"speaker": utterance.speaker, "text": utterance.text, "emotion": self.id2label[best], "score": float(row[best]), "scores": scores}
-            )
-        return results
+        return _labelled(utterances, probabilities, self.id2label)
 
 
-def pipeline(model: str, device: str | None = None, trust_remote_code: bool = True) -> EmotionRecognitionPipeline:
-    """``hf_erc.pipeline("path/or/repo")(conversation)`` -> one emotion and its probabilities per utterance."""
+class ProcessorPipeline:
+    """Label every utterance of a conversation with an utterance-level checkpoint (TelME's whole model or a TelME or
+    MAGTKD stage model) through the processor saved with it: the processor builds the prompts and chooses the audio
+    window and frames, exactly as in training."""
+
+    def __init__(self, model, processor, device: torch.device | None = None):
+        import inspect
+
+        from .data.collators import MediaCollator
+
+        self.device = device or default_device()
+        self.model = model.to(self.device).eval()
+        self.processor = processor
+        self.media = {modality: MediaCollator(modality, processor) for modality in ("audio", "video")}
+        self.accepted = set(inspect.signature(model.forward).parameters)
+        self.id2label = {int(key): value for key, value in model.config.id2label.items()}
+
+    @classmethod
+    def from_pretrained(cls, model_name_or_path: str, device: str | None = None, trust_remote_code: bool = True):
+        from transformers import AutoModel, AutoProcessor
+
+        device = torch.device(device) if device else default_device()
+        model = AutoModel.from_pretrained(model_name_or_path, trust_remote_code=trust_remote_code)
+        processor = AutoProcessor.from_pretrained(model_name_or_path, trust_remote_code=trust_remote_code)
+        return cls(model, processor, device)
+
+    def _decode(self, path: str | None, modality: str):
+        if not path:
+            return None
+        try:
+            return self.media[modality].decode({"media_path": path, "media_start": None, "media_end": None})
+        except MediaDecodeError:
+            return None  # predicted from the other modalities, as in training
+
+    @torch.inference_mode()
+    def __call__(self, conversation) -> list[dict[str, Any]]:
+        utterances = read_conversation(conversation)
+        media = {}
+        for modality in ("audio", "video"):
+            if any(getattr(utterance, modality) for utterance in utterances):
+                media[modality] = [self._decode(getattr(utterance, modality), modality) for utterance in utterances]
+        inputs = self.processor(
+            speakers=[utterance.speaker for utterance in utterances],
+            texts=[utterance.text for utterance in utterances],
+            audio=media.get("audio"),
+            videos=media.get("video"),
+            sampling_rate=self.processor.audio_sampling_rate,
+        )
+        if "input_values" in self.accepted and "input_ids" not in self.accepted and "audio_attention_mask" in inputs:
+            inputs["attention_mask"] = inputs.pop("audio_attention_mask")  # an audio model reads its own mask
+        batch = {name: value.to(self.device) for name, value in inputs.items() if name in self.accepted}
+        probabilities = self.model(**batch).logits.float().softmax(dim=-1).cpu()
+        return _labelled(utterances, probabilities, self.id2label)
+
+
+def _labelled(utterances, probabilities, id2label) -> list[dict[str, Any]]:
+    """One result per utterance: the most likely emotion, its probability, and every label's."""
+    results = []
+    for utterance, row in zip(utterances, probabilities):
+        scores = {id2label[index]: float(value) for index, value in enumerate(row)}
+        best = int(row.argmax())
+        results.append(
+            {"speaker": utterance.speaker, "text": utterance.text, "emotion": id2label[best], "score": float(row[best]), "scores": scores}
+        )
+    return results
+
+
+def pipeline(model: str, device: str | None = None, trust_remote_code: bool = True):
+    """``hf_erc.pipeline("path/or/repo")(conversation)`` -> one emotion and its probabilities per utterance.
+
+    A checkpoint saved with a processor (TelME, MAGTKD stage models) reads raw inputs through it; a feature-level
+    checkpoint (SDT, CMATH) through the encoders recorded in its ``feature_encoders.json``.
+    """
+    if _checkpoint_file(model, "processor_config.json") is not None:
+        return ProcessorPipeline.from_pretrained(model, device=device, trust_remote_code=trust_remote_code)
     return EmotionRecognitionPipeline.from_pretrained(model, device=device, trust_remote_code=trust_remote_code)
 
 

@@ -6,17 +6,31 @@ Shared by the TelME modeling, conversion and processing tests.
 from __future__ import annotations
 
 import torch
+from transformers import PreTrainedTokenizerFast, Wav2Vec2FeatureExtractor
+from transformers.models.videomae.image_processing_pil_videomae import VideoMAEImageProcessorPil
 
-from hf_erc.models import TelMEConfig
+from hf_erc.models import TelMEConfig, TelMEProcessor
 
 from .tiny_encoders import tiny_audio_config, tiny_text_config, tiny_video_config
 
-__all__ = ["FRAME_SIZE", "HIDDEN", "NUM_FRAMES", "TEXT_VOCAB", "audio_inputs", "text_inputs", "tiny_config"]
+__all__ = [
+    "FRAME_SIZE",
+    "HIDDEN",
+    "NUM_FRAMES",
+    "TEXT_VOCAB",
+    "WORDS",
+    "audio_inputs",
+    "text_inputs",
+    "tiny_config",
+    "tiny_processor",
+    "tiny_tokenizer",
+]
 
 TEXT_VOCAB = 40
 NUM_FRAMES = 2
 FRAME_SIZE = 32
 HIDDEN = 32
+WORDS = "Now feels hi there hello how are you pizza again no yes smelly cat".split()
 
 
 def tiny_config(dataset="meld", **overrides):
@@ -57,3 +71,35 @@ def audio_inputs(lengths, seed=0):
         input_values[row, :length] = torch.randn(length, generator=generator)
         attention_mask[row, :length] = 1
     return {"input_values": input_values, "audio_attention_mask": attention_mask}
+
+
+def tiny_tokenizer():
+    """A word-level stand-in for the RoBERTa tokenizer, without the speaker tokens (the processor adds them)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    vocab = {word: index for index, word in enumerate(["<s>", "<pad>", "</s>", "<unk>", "<mask>", *WORDS])}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token="<s>",
+        eos_token="</s>",
+        sep_token="</s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        mask_token="<mask>",
+    )
+
+
+def tiny_processor(**kwargs):
+    feature_extractor = Wav2Vec2FeatureExtractor(sampling_rate=16000, do_normalize=True, return_attention_mask=True)
+    # VideoMAE's settings (the reference's image processor), at the tiny model's frame size.
+    image_processor = VideoMAEImageProcessorPil(
+        size={"shortest_edge": FRAME_SIZE},
+        crop_size={"height": FRAME_SIZE, "width": FRAME_SIZE},
+        image_mean=[0.485, 0.456, 0.406],
+        image_std=[0.229, 0.224, 0.225],
+    )
+    settings = {"max_length": 24, "num_frames": NUM_FRAMES}
+    settings.update(kwargs)
+    return TelMEProcessor(tiny_tokenizer(), feature_extractor, image_processor, **settings)

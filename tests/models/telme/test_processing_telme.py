@@ -11,55 +11,18 @@ import pytest
 import torch
 from datasets import Dataset
 from safetensors.torch import load_file
-from transformers import AutoProcessor, PreTrainedTokenizerFast, Wav2Vec2FeatureExtractor
-from transformers.models.videomae.image_processing_pil_videomae import VideoMAEImageProcessorPil
+from transformers import AutoProcessor
 
 import hf_erc.models  # noqa: F401  (registers the Auto classes)
 from hf_erc.data.collators import TELME_SPEAKER_TOKENS, PromptCollator
 from hf_erc.data.dialogues import add_dialogue_context
-from hf_erc.models import (
-    TelMEForEmotionRecognition,
-    TelMEProcessor,
-)
+from hf_erc.models import TelMEForEmotionRecognition
 from hf_erc.models.telme.processing_telme import sample_frame_indices
-from tests.utils.tiny_telme import FRAME_SIZE, NUM_FRAMES, tiny_config
+from tests.utils.tiny_telme import FRAME_SIZE, NUM_FRAMES, WORDS, tiny_config, tiny_processor
 
 
-WORDS = "Now feels hi there hello how are you pizza again no yes smelly cat".split()
 SPEAKERS = ["Joey", "Ross", "Joey", "Rachel", "Ross"]
 TEXTS = ["hi there", "hello", "how are you", "pizza again", "no yes smelly cat"]
-
-
-def tiny_tokenizer():
-    """A word-level stand-in for the RoBERTa tokenizer, without the speaker tokens (the processor adds them)."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-
-    vocab = {word: index for index, word in enumerate(["<s>", "<pad>", "</s>", "<unk>", "<mask>", *WORDS])}
-    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        bos_token="<s>",
-        eos_token="</s>",
-        sep_token="</s>",
-        pad_token="<pad>",
-        unk_token="<unk>",
-        mask_token="<mask>",
-    )
-
-
-def tiny_processor(**kwargs):
-    feature_extractor = Wav2Vec2FeatureExtractor(sampling_rate=16000, do_normalize=True, return_attention_mask=True)
-    # VideoMAE's settings (the reference's image processor), at the tiny model's frame size.
-    image_processor = VideoMAEImageProcessorPil(
-        size={"shortest_edge": FRAME_SIZE},
-        crop_size={"height": FRAME_SIZE, "width": FRAME_SIZE},
-        image_mean=[0.485, 0.456, 0.406],
-        image_std=[0.229, 0.224, 0.225],
-    )
-    settings = {"max_length": 24, "num_frames": NUM_FRAMES}
-    settings.update(kwargs)
-    return TelMEProcessor(tiny_tokenizer(), feature_extractor, image_processor, **settings)
 
 
 def conversation_media(seed=0):

@@ -242,3 +242,28 @@ def test_a_checkpoints_processor_is_read_back_with_its_preprocessing(tmp_path):
     assert torch.equal(
         reloaded(speakers=["Jade"], texts=["Hi."])["input_ids"], processor(speakers=["Jade"], texts=["Hi."])["input_ids"]
     )
+
+
+def test_telme_reference_gives_a_long_meld_clip_zeros_as_the_authors(tmp_path):
+    """TelME's MELD code replaces a clip over 30 s by 1,412 zero samples and all-zero frames, which the students
+    read as present; MAGTKD's keeps the clip; our default leaves it out (masked)."""
+    from tests.utils.media_fixtures import write_mp4
+
+    path = write_mp4(tmp_path / "long.mp4", seconds=31.0, fps=2, size=(32, 32))
+    row = {"media_path": path, "media_start": None, "media_end": None, "row": 0, "emotion": 0}
+    reference = recipe_processor("telme", "meld", "reference")
+    audio = MediaCollator("audio", reference)([row])
+    assert audio["input_values"].shape == (1, 1412) and not audio["input_values"].any()
+    video = MediaCollator("video", reference)([row])
+    assert video["pixel_values"].shape == (1, 8, 3, 224, 224) and not video["pixel_values"].any()
+    waveform = decode_audio(path, reference.audio_sampling_rate)
+    frames = MediaCollator("video", reference).decode(row)
+    served = reference(speakers=["Joey"], texts=["Hi."], audio=[waveform], videos=[frames], sampling_rate=22050)
+    assert served["modality_mask"].tolist() == [[True, True, True]]
+    assert not served["input_values"].any() and not served["pixel_values"].any()
+    # MAGTKD's reference reads the clip (its first 400,000 samples); the default leaves it out.
+    magtkd = MediaCollator("audio", recipe_processor("magtkd", "meld", "reference"))([row])
+    assert magtkd["input_values"].shape == (1, 400_000) and magtkd["input_values"].any()
+    default = recipe_processor("telme", "meld", "default")
+    masked = default(speakers=["Joey"], texts=["Hi."], audio=[decode_audio(path, 16000)], sampling_rate=16000)
+    assert masked["modality_mask"].tolist() == [[True, False, False]]

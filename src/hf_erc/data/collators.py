@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .errors import DataFormatError
-from .media import MediaDecodeError, decode_audio, decode_video_frames, resized_frame_size
+from .media import MediaDecodeError, decode_audio, decode_video_frames, probe_media, resized_frame_size
 
 logger = logging.getLogger(__name__)
 
@@ -319,19 +319,35 @@ class MediaCollator:
             path, self.processor.num_frames, size, start, end, frame_indices=self.processor.frame_indices
         )
 
-    def _too_long(self, waveform) -> bool:
+    def _too_long(self, row, value) -> bool:
+        """Whether the clip is over the processor's ``max_clip_seconds``, by its audio (a video by its file's length)."""
         limit = self.processor.max_clip_seconds
-        return self.modality == "audio" and limit is not None and len(waveform) / self.processor.audio_sampling_rate > limit
+        if limit is None:
+            return False
+        if self.modality == "audio":
+            return len(value) / self.processor.audio_sampling_rate > limit
+        if row["media_start"] is not None:
+            return row["media_end"] - row["media_start"] > limit
+        duration = probe_media(row["media_path"], decode=False).duration
+        return duration is not None and duration > limit
+
+    @property
+    def _long_clips_as_zeros(self) -> bool:
+        return getattr(self.processor, "long_clip_inputs", "missing") == "zeros"
 
     def __call__(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
-        kept, media = [], []
+        kept, media, stand_ins = [], [], []
         for row in rows:
             try:
                 value = self.decode(row)
+                too_long = (self.modality == "audio" or self._long_clips_as_zeros) and self._too_long(row, value)
             except MediaDecodeError as error:
                 logger.warning(f"{error} (utterance {row.get('dialogue_id')}/{row.get('turn')}): left out of its batch.")
                 continue
-            if self._too_long(value):
+            if too_long and self._long_clips_as_zeros:  # the authors' stand-in: zeros, read as present
+                value = self.processor.long_clip_audio().numpy() if self.modality == "audio" else None
+                stand_ins.append(len(kept))
+            elif too_long:
                 limit = self.processor.max_clip_seconds
                 logger.warning(f"{row['media_path']}: audio longer than {limit} s, left out (the reference's rule).")
                 continue
@@ -344,7 +360,7 @@ class MediaCollator:
             inputs, _ = self.processor.encode_audio(media)
             batch = {"input_values": inputs["input_values"], "attention_mask": inputs["audio_attention_mask"]}
         else:
-            inputs, _ = self.processor.encode_video(list(media))
+            inputs, _ = self.processor.encode_video(list(media), stand_ins)
             batch = {"pixel_values": inputs["pixel_values"]}
         batch["utterance_index"] = torch.tensor([int(row["row"]) for row in kept], dtype=torch.long)
         if self.label_column in kept[0]:

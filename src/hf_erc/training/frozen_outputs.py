@@ -18,6 +18,7 @@ from ..data.collators import MediaCollator
 from ..data.media import MediaDecodeError
 from ..data.views import with_media
 from ..features.cache import cache_key, cached_dense, cached_optional, media_identity, rows_identity
+from .processors import skipped_over_seconds
 
 logger = logging.get_logger(__name__)
 
@@ -127,7 +128,7 @@ def utterance_embedding_columns(args, view, split, text_model, media_models, tex
     counts = {}
     with args.training.main_process_first(desc=f"{split} media embeddings"):
         for modality, model in media_models.items():
-            media, _ = with_media(view, modality, processor.max_clip_seconds)
+            media, _ = with_media(view, modality, skipped_over_seconds(processor))
             key = f"{modality}-" + cache_key(checkpoints[modality], media_identity(media), processor_identity(processor))
             computed = cached_optional(
                 embedding_cache_dir(args.data),

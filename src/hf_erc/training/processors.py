@@ -118,6 +118,7 @@ REFERENCE_SETTINGS = {
         "strip_spaces_around_markers": True,
         "audio_window": "last",
         "max_clip_seconds": 30.0,
+        "long_clip_inputs": "zeros",  # MELD clips over 30 s: zero audio and frames, as the students saw them
     },
     ("telme", "iemocap"): {
         "speaker_numbering": "carried",
@@ -204,3 +205,8 @@ def build_processor(
         max_length=max_length,
         **{**settings, **fields},
     )
+
+
+def skipped_over_seconds(processor) -> float | None:
+    """The clip length past which a stage leaves utterances out (``None``: none are, e.g. the authors' zeros)."""
+    return processor.max_clip_seconds if getattr(processor, "long_clip_inputs", "missing") == "missing" else None

@@ -20,6 +20,8 @@ from transformers import BatchFeature, ProcessorMixin
 MAGTKD_MODALITIES = ("text", "audio", "video")
 PREPROCESSING_MODES = ("default", "reference")
 SPEAKER_NUMBERINGS = ("dialogue", "carried", "vocabulary")
+# TelME's stand-in audio for a long clip (`long_clip_inputs="zeros"`; MAGTKD's reference keeps long clips).
+LONG_CLIP_AUDIO_SAMPLES = 1412
 
 
 # Copied from hf_erc.models.telme.processing_telme.first_appearance_numbers with TelME->MAGTKD, TELME->MAGTKD
@@ -76,6 +78,8 @@ class MAGTKDProcessor(ProcessorMixin):
         max_audio_seconds (`float`, defaults to 25.0): longer waveforms keep `audio_window` (`"last"` or `"first"`) of it.
         max_clip_seconds (`float`, *optional*, defaults to 30.0): clips whose audio is longer count as having no
             audio and no video (`None`: no limit).
+        long_clip_inputs (`str`, defaults to `"missing"`): what such a clip gives: `"missing"` (masked) or
+            `"zeros"` (MAGTKD's MELD reference: 1,412 zero samples and all-zero frames, read as present).
         num_frames (`int`, defaults to 8): frames per video clip.
         video_channel_order (`str`, defaults to `"rgb"`): `"bgr"` swaps the channels of the (RGB) input frames.
         video_margin_seconds (`float`, defaults to 0): a turn cut from a dialogue recording starts this much earlier
@@ -102,6 +106,7 @@ class MAGTKDProcessor(ProcessorMixin):
         max_audio_seconds=25.0,
         audio_window="last",
         max_clip_seconds=30.0,
+        long_clip_inputs="missing",
         num_frames=8,
         video_channel_order="rgb",
         video_margin_seconds=0.0,
@@ -114,6 +119,7 @@ class MAGTKDProcessor(ProcessorMixin):
             "speaker_numbering": (speaker_numbering, SPEAKER_NUMBERINGS),
             "speaker_key": (speaker_key, ("speaker", "turn")),
             "audio_window": (audio_window, ("last", "first")),
+            "long_clip_inputs": (long_clip_inputs, ("missing", "zeros")),
             "video_channel_order": (video_channel_order, ("rgb", "bgr")),
         }
         for name, (value, allowed) in choices.items():
@@ -136,6 +142,7 @@ class MAGTKDProcessor(ProcessorMixin):
         self.max_audio_seconds = max_audio_seconds
         self.audio_window = audio_window
         self.max_clip_seconds = max_clip_seconds
+        self.long_clip_inputs = long_clip_inputs
         self.num_frames = num_frames
         self.video_channel_order = video_channel_order
         self.video_margin_seconds = video_margin_seconds
@@ -287,6 +294,10 @@ class MAGTKDProcessor(ProcessorMixin):
             return False
         return len(waveform) / self.audio_sampling_rate > self.max_clip_seconds
 
+    def long_clip_audio(self):
+        """The audio a clip over `max_clip_seconds` gives with `long_clip_inputs="zeros"`."""
+        return torch.zeros(LONG_CLIP_AUDIO_SAMPLES)
+
     @property
     def max_audio_samples(self):
         return int(round(self.max_audio_seconds * self.audio_sampling_rate))
@@ -337,8 +348,9 @@ class MAGTKDProcessor(ProcessorMixin):
         """Which of a clip's `num_available` frames the model reads (training decodes only these)."""
         return sample_frame_indices(num_available, self.num_frames)
 
-    def encode_video(self, clips):
-        """`num_frames` processed frames per clip, zeros for utterances without video, and which have video."""
+    def encode_video(self, clips, stand_ins=()):
+        """`num_frames` processed frames per clip, zeros for utterances without video, and which have video; rows in
+        `stand_ins` get all-zero frames and count as having video (`long_clip_inputs="zeros"`)."""
         present = [clip is not None and len(clip) > 0 for clip in clips]
         sampled = []
         for clip, has_video in zip(clips, present):
@@ -349,13 +361,19 @@ class MAGTKDProcessor(ProcessorMixin):
             if self.video_channel_order == "bgr":
                 frames = [frame[..., ::-1].copy() for frame in frames]
             sampled.append(frames)
+        stand_ins = set(stand_ins)
+        with_video = [has_video or row in stand_ins for row, has_video in enumerate(present)]
         if not sampled:
-            return {}, present
+            if not stand_ins:
+                return {}, present
+            crop = self.image_processor.crop_size
+            shape = (len(clips), self.num_frames, 3, crop["height"], crop["width"])
+            return {"pixel_values": torch.zeros(shape)}, with_video
         processed = self.image_processor(sampled, return_tensors="pt")["pixel_values"]
         pixel_values = processed.new_zeros((len(clips), *processed.shape[1:]))
         rows = torch.tensor([row for row, has_video in enumerate(present) if has_video])
         pixel_values[rows] = processed
-        return {"pixel_values": pixel_values}, present
+        return {"pixel_values": pixel_values}, with_video
 
     def __call__(
         self,
@@ -409,16 +427,18 @@ class MAGTKDProcessor(ProcessorMixin):
                     f"{self.audio_sampling_rate} Hz: resample them first."
                 )
             too_long = [self._too_long(waveform) for waveform in audio]
+            stand_in = self.long_clip_audio() if self.long_clip_inputs == "zeros" else None
             audio_inputs, has_audio = self.encode_audio(
-                [None if long else waveform for waveform, long in zip(audio, too_long)]
+                [stand_in if long else waveform for waveform, long in zip(audio, too_long)]
             )
             batch.update(audio_inputs)
             modality_mask[:, 1] = torch.tensor(has_audio)
         if videos is not None:
             if len(videos) != num_utterances:
                 raise ValueError(f"Got {len(videos)} videos for {num_utterances} utterances: give one (or None) each.")
+            stand_ins = [row for row, long in enumerate(too_long) if long] if self.long_clip_inputs == "zeros" else []
             video_inputs, has_video = self.encode_video(
-                [None if long else clip for clip, long in zip(videos, too_long)]
+                [None if long else clip for clip, long in zip(videos, too_long)], stand_ins
             )
             batch.update(video_inputs)
             modality_mask[:, 2] = torch.tensor(has_video)

@@ -19,7 +19,7 @@ from ...data.views import (
 from ...features.cache import checkpoint_identity
 from ...features.encoders import resolve_encoder_path
 from ..frozen_outputs import cached_text_outputs
-from ..processors import text_max_length
+from ..processors import skipped_over_seconds, text_max_length
 from ..splits import load_utterance_splits
 from .base import (
     RunArguments,
@@ -152,7 +152,7 @@ class DistilledMediaStage(MediaStage):
 def media_views(data_args, modality: str, processor, with_prompts: bool):
     """Per split, the utterance rows that have ``modality`` (media columns added; the prompt context too when a
     teacher reads it); and how many were skipped, by reason (the processor's ``max_clip_seconds`` rule included)."""
-    max_clip_seconds = processor.max_clip_seconds
+    max_clip_seconds = skipped_over_seconds(processor)
     datasets, metrics = {}, {}
     media_columns = (f"{modality}_path", f"has_{modality}", "start", "end")
     for split, dataset in load_utterance_splits(data_args).items():

@@ -11,7 +11,8 @@ from hf_erc.features.encoders import TextEncoder
 from hf_erc.features.extract import save_encoder_specs
 from hf_erc.labels import MELD_EMOTIONS
 from hf_erc.models import SDTConfig, SDTForEmotionRecognition
-from hf_erc.pipelines import EmotionRecognitionPipeline, format_predictions, pipeline, read_conversation
+from hf_erc.pipelines import EmotionRecognitionPipeline, pipeline, read_conversation
+from hf_erc.predict import format_predictions
 from hf_erc.quickstart import SAMPLE_CONVERSATION, run_quickstart
 
 
@@ -30,9 +31,9 @@ def test_pipeline_labels_every_utterance(text_only_checkpoint):
     conversation = json.loads(SAMPLE_CONVERSATION.read_text())["utterances"]
     assert [p["text"] for p in predictions] == [u["text"] for u in conversation]
     for item in predictions:
-        assert set(item["scores"]) == set(MELD_EMOTIONS)
-        assert sum(item["scores"].values()) == pytest.approx(1.0, abs=1e-5)
-        assert item["emotion"] == max(item["scores"], key=item["scores"].get)
+        assert set(item["probabilities"]) == set(MELD_EMOTIONS)
+        assert sum(item["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+        assert item["emotion"] == max(item["probabilities"], key=item["probabilities"].get)
     table = format_predictions(predictions)
     assert table.count("\n") == len(conversation)
 
@@ -50,7 +51,7 @@ def test_pipeline_matches_the_model_on_collated_features(text_only_checkpoint):
     )
     with torch.no_grad():
         expected = pipe.model(**batch).logits.softmax(-1)[0]
-    got = torch.tensor([[p["scores"][name] for name in MELD_EMOTIONS] for p in predictions])
+    got = torch.tensor([[p["probabilities"][name] for name in MELD_EMOTIONS] for p in predictions])
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
 
 
@@ -141,4 +142,4 @@ def test_processor_pipeline_labels_raw_media_as_training_reads_them(tmp_path):
     with torch.no_grad():
         expected = model(**inputs).logits.softmax(-1)
     for item, row in zip(results, expected):
-        assert item["scores"] == pytest.approx({model.config.id2label[i]: float(p) for i, p in enumerate(row)}, abs=1e-6)
+        assert item["probabilities"] == pytest.approx({model.config.id2label[i]: float(p) for i, p in enumerate(row)}, abs=1e-6)

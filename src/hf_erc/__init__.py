@@ -16,7 +16,8 @@ __version__ = "0.1.0"
 
 
 def pipeline(model: str, device: str | None = None, trust_remote_code: bool = True):
-    """Label conversations with a trained checkpoint: ``hf_erc.pipeline("path/or/repo")(conversation)``."""
+    """Label conversations with a trained checkpoint: ``hf_erc.pipeline("path/or/repo")(conversation)``, or
+    ``(video="talk.mp4", subtitles="talk.srt")``, or a list of either (see :mod:`hf_erc.pipelines`)."""
     from .pipelines import pipeline as build_pipeline
 
     return build_pipeline(model, device=device, trust_remote_code=trust_remote_code)

@@ -15,7 +15,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "hf_erc.data.prepare",
     "hf_erc.features.extract",
     "hf_erc.inputs",
-    "hf_erc.pipelines",
+    "hf_erc.predict",
     "hf_erc.quickstart",
 )
 

@@ -1,57 +1,34 @@
-"""Inference on raw conversations: utterances (speaker, text, optional audio/video files) in,
-one emotion with its probabilities per utterance out.
+"""Inference on raw conversations: utterances (speaker, text, optional audio/video) in, one emotion with its
+probabilities per utterance out. A conversation is a JSON file or dict whose utterances name their media files, or
+a recording with its subtitles (every cue an utterance; see :mod:`hf_erc.conversations`).
 
-Feature-level checkpoints (SDT, CMATH) record in ``feature_encoders.json`` which frozen
-encoders made their training features; the pipeline loads the same encoders, encodes the
-conversation, batches it with the training collator and runs the model.
+Feature-level checkpoints (SDT, CMATH) record in ``feature_encoders.json`` which frozen encoders made their
+training features; :class:`EmotionRecognitionPipeline` loads the same encoders, encodes the conversation, batches it
+with the training collator and runs the model. Utterance-level checkpoints saved with a processor (TelME, MAGTKD
+stage models) are served by :class:`ProcessorPipeline` through that processor. A medium that cannot be read leaves
+its modality masked, and the utterance's ``flags`` say so.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 
+from .conversations import Utterance, conversation_from_video, read_conversation
 from .data.collators import DialogueCollator
 from .data.media import MediaDecodeError
 from .features.encoders import AudioEncoder, TextEncoder, VideoEncoder, default_device
 from .features.extract import ENCODERS_FILE, FEATURE_COLUMNS, load_encoder_specs
 
-
-@dataclass
-class Utterance:
-    """One turn of a conversation to label."""
-
-    speaker: str
-    text: str
-    audio: str | None = None
-    video: str | None = None
-
-
-def read_conversation(source: str | os.PathLike | dict | list) -> list[Utterance]:
-    """A conversation from a JSON file, a ``{"utterances": [...]}`` dict or a list of utterance dicts."""
-    where = "conversation"
-    if isinstance(source, (str, os.PathLike)):
-        where = os.fspath(source)
-        try:
-            source = json.loads(Path(source).read_text(encoding="utf-8"))
-        except FileNotFoundError as error:
-            raise FileNotFoundError(f"Conversation file {where} does not exist.") from error
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{where} is not valid JSON ({error}); expected {{\"utterances\": [{{\"speaker\": ..., \"text\": ...}}]}}.") from error
-    items = source.get("utterances") if isinstance(source, dict) else source
-    if not isinstance(items, list) or not items:
-        raise ValueError(f"{where}: expected a non-empty list of utterances (each with 'speaker' and 'text').")
-    utterances = []
-    for index, item in enumerate(items):
-        if not isinstance(item, dict) or not isinstance(item.get("text"), str) or "speaker" not in item:
-            raise ValueError(f"{where}: utterance {index} needs a 'speaker' and a string 'text', got {item!r}.")
-        utterances.append(Utterance(str(item["speaker"]), item["text"], item.get("audio"), item.get("video")))
-    return utterances
+__all__ = [
+    "EmotionRecognitionPipeline",
+    "ProcessorPipeline",
+    "Utterance",
+    "pipeline",
+    "read_conversation",
+]
 
 
 def _checkpoint_file(model_name_or_path: str, filename: str) -> str | None:
@@ -66,7 +43,85 @@ def _checkpoint_file(model_name_or_path: str, filename: str) -> str | None:
         return None
 
 
-class EmotionRecognitionPipeline:
+def _is_one_input(item) -> bool:
+    """A conversation or a recording, as opposed to a batch of them."""
+    if isinstance(item, (str, os.PathLike, dict)):
+        return True
+    return isinstance(item, list) and all(isinstance(entry, dict) and "text" in entry for entry in item)
+
+
+def _utterances(item) -> list[Utterance]:
+    if isinstance(item, dict) and "video" in item and "utterances" not in item:
+        if not item.get("subtitles"):
+            raise ValueError(f"{item['video']}: a video needs its subtitles ('subtitles': path to .srt or .vtt).")
+        return conversation_from_video(item["video"], item["subtitles"])
+    return read_conversation(item)
+
+
+class _ConversationLabeller:
+    """What both pipelines share: reading inputs (one conversation, a recording with subtitles, or a list of
+    either), reading each utterance's media, and the result rows."""
+
+    modalities: list[str]
+    id2label: dict[int, str]
+
+    def __call__(self, inputs=None, *, video=None, subtitles=None):
+        """Label ``inputs`` (a conversation dict or JSON path, a ``{"video", "subtitles"}`` dict, or a list of
+        those as a batch) or ``video`` with its ``subtitles``: result rows per conversation."""
+        if video is not None:
+            if inputs is not None:
+                raise ValueError("Pass a conversation or video=/subtitles=, not both.")
+            inputs = {"video": video, "subtitles": subtitles}
+        if inputs is None:
+            raise ValueError("Nothing to label: pass a conversation, or video= and subtitles=.")
+        if _is_one_input(inputs):
+            return self._label(_utterances(inputs))
+        return [self._label(_utterances(item)) for item in inputs]
+
+    @staticmethod
+    def _read_media(utterances: list[Utterance], modality: str, read) -> tuple[list, list[str | None]]:
+        """``read(path, start, end)`` of each utterance's ``modality`` (``None`` where there is none), and why each
+        one is missing although a recording was given."""
+        values, reasons = [], []
+        for utterance in utterances:
+            path = getattr(utterance, modality)
+            value, reason = None, utterance.missing.get(modality)
+            if path:
+                try:
+                    value = read(path, utterance.start, utterance.end)
+                except MediaDecodeError as error:
+                    reason = f"{modality} unreadable: {error.reason}"
+            values.append(value)
+            reasons.append(reason)
+        return values, reasons
+
+    @torch.inference_mode()
+    def _label(self, utterances: list[Utterance]) -> list[dict[str, Any]]:
+        probabilities, flags = self.probabilities(utterances)
+        results = []
+        for utterance, row, notes in zip(utterances, probabilities, flags):
+            scores = {self.id2label[index]: float(value) for index, value in enumerate(row)}
+            best = int(row.argmax())
+            result = {
+                "speaker": utterance.speaker,
+                "text": utterance.text,
+                "start": utterance.start,
+                "end": utterance.end,
+                "emotion": self.id2label[best],
+                "score": float(row[best]),
+                "probabilities": scores,
+            }
+            if notes:
+                result["flags"] = notes
+            results.append(result)
+        return results
+
+    def probabilities(self, utterances: list[Utterance]) -> tuple[torch.Tensor, list[list[str]]]:
+        """``[utterances, labels]`` probabilities and, per utterance, notes on the media it could not read."""
+        raise NotImplementedError
+
+
+class EmotionRecognitionPipeline(_ConversationLabeller):
     """Label every utterance of a conversation with a feature-level ERC checkpoint."""
 
     def __init__(self, model, encoders: dict[str, Any], device: torch.device | None = None):
@@ -107,35 +162,24 @@ class EmotionRecognitionPipeline:
             encoders[modality] = builders[modality](spec.name_or_path, pooling=spec.pooling, device=device, **options)
         return cls(model, encoders, device)
 
-    def _features(self, utterances: list[Utterance]) -> dict[str, list]:
+    def probabilities(self, utterances):
         row: dict[str, list] = {"speaker": [u.speaker for u in utterances]}
         row[FEATURE_COLUMNS["text"]] = list(self.encoders["text"].encode([u.text for u in utterances]))
+        flags: list[list[str]] = [[] for _ in utterances]
         for modality in ("audio", "video"):
             if modality not in self.modalities:
                 continue
-            encoder, vectors = self.encoders[modality], []
-            for utterance in utterances:
-                path = getattr(utterance, modality)
-                vector = None
-                if path:
-                    try:
-                        vector = encoder.encode_file(path)
-                    except MediaDecodeError:
-                        vector = None  # predicted from the other modalities, as in training
-                vectors.append(vector)
-            row[FEATURE_COLUMNS[modality]] = vectors
-        return row
-
-    @torch.inference_mode()
-    def __call__(self, conversation) -> list[dict[str, Any]]:
-        utterances = read_conversation(conversation)
-        batch = self.collator([self._features(utterances)])
-        batch = {key: value.to(self.device) for key, value in batch.items()}
-        probabilities = self.model(**batch).logits.float().softmax(dim=-1)[0].cpu()
-        return _labelled(utterances, probabilities, self.id2label)
+            row[FEATURE_COLUMNS[modality]], reasons = self._read_media(
+                utterances, modality, self.encoders[modality].encode_file
+            )
+            for notes, reason in zip(flags, reasons):
+                if reason:
+                    notes.append(reason)
+        batch = {key: value.to(self.device) for key, value in self.collator([row]).items()}
+        return self.model(**batch).logits.float().softmax(dim=-1)[0].cpu(), flags
 
 
-class ProcessorPipeline:
+class ProcessorPipeline(_ConversationLabeller):
     """Label every utterance of a conversation with an utterance-level checkpoint (TelME's whole model or a TelME or
     MAGTKD stage model) through the processor saved with it: the processor builds the prompts and chooses the audio
     window and frames, exactly as in training."""
@@ -150,6 +194,9 @@ class ProcessorPipeline:
         self.processor = processor
         self.media = {modality: MediaCollator(modality, processor) for modality in ("audio", "video")}
         self.accepted = set(inspect.signature(model.forward).parameters)
+        reads = {"text": "input_ids", "audio": "input_values", "video": "pixel_values"}
+        configured = getattr(model.config, "modalities", list(reads))
+        self.modalities = [m for m, name in reads.items() if name in self.accepted and m in configured]
         self.id2label = {int(key): value for key, value in model.config.id2label.items()}
 
     @classmethod
@@ -161,21 +208,18 @@ class ProcessorPipeline:
         processor = AutoProcessor.from_pretrained(model_name_or_path, trust_remote_code=trust_remote_code)
         return cls(model, processor, device)
 
-    def _decode(self, path: str | None, modality: str):
-        if not path:
-            return None
-        try:
-            return self.media[modality].decode({"media_path": path, "media_start": None, "media_end": None})
-        except MediaDecodeError:
-            return None  # predicted from the other modalities, as in training
+    def _decoder(self, modality: str):
+        collator = self.media[modality]
+        return lambda path, start, end: collator.decode({"media_path": path, "media_start": start, "media_end": end})
 
-    @torch.inference_mode()
-    def __call__(self, conversation) -> list[dict[str, Any]]:
-        utterances = read_conversation(conversation)
-        media = {}
+    def probabilities(self, utterances):
+        media, flags = {}, [[] for _ in utterances]
         for modality in ("audio", "video"):
-            if any(getattr(utterance, modality) for utterance in utterances):
-                media[modality] = [self._decode(getattr(utterance, modality), modality) for utterance in utterances]
+            if any(getattr(utterance, modality) or modality in utterance.missing for utterance in utterances):
+                media[modality], reasons = self._read_media(utterances, modality, self._decoder(modality))
+                for notes, reason in zip(flags, reasons):
+                    if reason and modality in self.modalities:
+                        notes.append(reason)
         inputs = self.processor(
             speakers=[utterance.speaker for utterance in utterances],
             texts=[utterance.text for utterance in utterances],
@@ -186,20 +230,7 @@ class ProcessorPipeline:
         if "input_values" in self.accepted and "input_ids" not in self.accepted and "audio_attention_mask" in inputs:
             inputs["attention_mask"] = inputs.pop("audio_attention_mask")  # an audio model reads its own mask
         batch = {name: value.to(self.device) for name, value in inputs.items() if name in self.accepted}
-        probabilities = self.model(**batch).logits.float().softmax(dim=-1).cpu()
-        return _labelled(utterances, probabilities, self.id2label)
-
-
-def _labelled(utterances, probabilities, id2label) -> list[dict[str, Any]]:
-    """One result per utterance: the most likely emotion, its probability, and every label's."""
-    results = []
-    for utterance, row in zip(utterances, probabilities):
-        scores = {id2label[index]: float(value) for index, value in enumerate(row)}
-        best = int(row.argmax())
-        results.append(
-            {"speaker": utterance.speaker, "text": utterance.text, "emotion": id2label[best], "score": float(row[best]), "scores": scores}
-        )
-    return results
+        return self.model(**batch).logits.float().softmax(dim=-1).cpu(), flags
 
 
 def pipeline(model: str, device: str | None = None, trust_remote_code: bool = True):
@@ -211,28 +242,3 @@ def pipeline(model: str, device: str | None = None, trust_remote_code: bool = Tr
     if _checkpoint_file(model, "processor_config.json") is not None:
         return ProcessorPipeline.from_pretrained(model, device=device, trust_remote_code=trust_remote_code)
     return EmotionRecognitionPipeline.from_pretrained(model, device=device, trust_remote_code=trust_remote_code)
-
-
-def format_predictions(predictions: list[dict[str, Any]]) -> str:
-    """A plain-text table of pipeline output."""
-    lines = [f"{'speaker':<12} {'emotion':<10} {'p':>5}  text"]
-    for item in predictions:
-        text = item["text"] if len(item["text"]) <= 70 else item["text"][:67] + "..."
-        lines.append(f"{item['speaker'][:12]:<12} {item['emotion']:<10} {item['score']:>5.2f}  {text}")
-    return "\n".join(lines)
-
-
-def register(subparsers) -> None:
-    """Add ``hf-erc predict``."""
-    parser = subparsers.add_parser("predict", help="Label every utterance of a conversation (JSON) with a trained checkpoint.")
-    parser.add_argument("conversation", help='JSON file: {"utterances": [{"speaker": ..., "text": ..., "audio": path?, "video": path?}]}')
-    parser.add_argument("--model", required=True, help="Checkpoint folder or Hub repository.")
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
-    parser.set_defaults(func=_run_predict)
-
-
-def _run_predict(args) -> int:
-    predictions = pipeline(args.model, device=args.device)(args.conversation)
-    print(json.dumps(predictions, indent=2, ensure_ascii=False) if args.json else format_predictions(predictions))
-    return 0

@@ -67,7 +67,8 @@ def run_quickstart(
     from .data.collators import DialogueCollator
     from .data.dialogues import group_dialogues
     from .features.extract import extract_features_to_disk
-    from .pipelines import format_predictions, pipeline
+    from .pipelines import pipeline
+    from .predict import format_predictions
     from .training import run as training_run
 
     meld = find_meld_dir(meld_dir)

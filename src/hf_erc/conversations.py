@@ -1,0 +1,120 @@
+"""Conversations to label: from JSON (utterances naming their own media files) or from a recording and its
+subtitles (every cue an utterance, its audio and frames cut from the recording by the cue's times)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SUBTITLE_SUFFIXES = (".srt", ".vtt")
+
+
+@dataclass
+class Utterance:
+    """One turn of a conversation to label; ``start``/``end`` (seconds) cut it from a longer recording."""
+
+    speaker: str
+    text: str
+    audio: str | None = None
+    video: str | None = None
+    start: float | None = None
+    end: float | None = None
+    # Why a modality is missing although the recording was given (e.g. the video has no audio stream).
+    missing: dict[str, str] = field(default_factory=dict)
+
+
+def read_conversation(source: str | os.PathLike | dict | list) -> list[Utterance]:
+    """A conversation from a JSON file, a ``{"utterances": [...]}`` dict or a list of utterance dicts."""
+    where = "conversation"
+    if isinstance(source, (str, os.PathLike)):
+        where = os.fspath(source)
+        try:
+            source = json.loads(Path(source).read_text(encoding="utf-8"))
+        except FileNotFoundError as error:
+            raise FileNotFoundError(f"Conversation file {where} does not exist.") from error
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f"{where} is not valid JSON ({error}); expected {{\"utterances\": [{{\"speaker\": ..., \"text\": ...}}]}}."
+            ) from error
+    items = source.get("utterances") if isinstance(source, dict) else source
+    if not isinstance(items, list) or not items:
+        raise ValueError(f"{where}: expected a non-empty list of utterances (each with 'speaker' and 'text').")
+    utterances = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("text"), str) or "speaker" not in item:
+            raise ValueError(f"{where}: utterance {index} needs a 'speaker' and a string 'text', got {item!r}.")
+        times = [item.get(name) for name in ("start", "end")]
+        for name, value in zip(("start", "end"), times):
+            if value is not None and not isinstance(value, (int, float)):
+                raise ValueError(f"{where}: utterance {index} has a non-numeric '{name}' {value!r} (seconds).")
+        utterances.append(
+            Utterance(str(item["speaker"]), item["text"], item.get("audio"), item.get("video"), *times)
+        )
+    return utterances
+
+
+@dataclass(frozen=True)
+class Recording:
+    """What a video file holds, as far as labelling its cues needs."""
+
+    path: str
+    duration: float | None
+    has_audio: bool
+    has_video: bool
+
+
+def probe_recording(path: str | os.PathLike) -> Recording:
+    """Open ``path`` and check it decodes; a clear error naming the file when it does not."""
+    from .data.media import MediaDecodeError, probe_media
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Video {path} does not exist.")
+    try:
+        info = probe_media(path, decode=True)
+    except MediaDecodeError as error:
+        raise ValueError(f"Video {path} cannot be decoded ({error.reason}): re-encode it (e.g. to H.264/AAC mp4).") from error
+    if not info.has_audio and not info.has_video:
+        raise ValueError(f"{path} holds neither an audio nor a video stream that decodes.")
+    return Recording(path, info.duration, info.has_audio, info.has_video)
+
+
+def conversation_from_video(video: str | os.PathLike, subtitles: str | os.PathLike) -> list[Utterance]:
+    """Every subtitle cue of ``video`` as an utterance (speaker from ``NAME:`` or ``<v NAME>``), its audio and
+    frames cut from ``video`` by the cue's times."""
+    from .subtitles import read_subtitles
+
+    recording = probe_recording(video)
+    cues = read_subtitles(subtitles, video_duration=recording.duration)
+    missing = {
+        modality: f"{recording.path} has no {modality} stream that decodes"
+        for modality, present in (("audio", recording.has_audio), ("video", recording.has_video))
+        if not present
+    }
+    return [
+        Utterance(
+            cue.speaker,
+            cue.text,
+            None if "audio" in missing else recording.path,
+            None if "video" in missing else recording.path,
+            cue.start,
+            cue.end,
+            dict(missing),
+        )
+        for cue in cues
+    ]
+
+
+def subtitles_beside(video: str | os.PathLike) -> Path:
+    """The subtitle file named like ``video`` (``talk.mp4`` -> ``talk.srt`` or ``talk.vtt``)."""
+    video = Path(video)
+    for suffix in SUBTITLE_SUFFIXES:
+        candidate = video.with_suffix(suffix)
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"No subtitles for {video}: expected {video.with_suffix('.srt').name} or {video.with_suffix('.vtt').name} "
+        "beside it (or pass --subtitles, or --asr MODEL to transcribe it)."
+    )

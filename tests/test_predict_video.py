@@ -142,3 +142,21 @@ def test_bad_videos_are_named(text_only_checkpoint, tmp_path, capsys):
     lonely = write_mp4(tmp_path / "lonely.mp4", seconds=2.0)
     assert cli_main(["predict", "--model", str(text_only_checkpoint), "--video", str(lonely)]) == 2
     assert "No subtitles for" in capsys.readouterr().err
+
+
+def test_a_damaged_checkpoint_is_named(text_only_checkpoint, tmp_path, capsys):
+    import shutil
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(text_only_checkpoint, damaged)
+    weights = damaged / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    conversation = tmp_path / "conversation.json"
+    conversation.write_text(json.dumps({"utterances": [{"speaker": "A", "text": "Hi."}]}), encoding="utf-8")
+    assert cli_main(["predict", str(conversation), "--model", str(damaged), "--device", "cpu"]) == 2
+    error = capsys.readouterr().err
+    assert f"{weights} is damaged" in error and "Traceback" not in error
+    (damaged / "config.json").write_text("{not json", encoding="utf-8")
+    assert cli_main(["predict", str(conversation), "--model", str(damaged), "--device", "cpu"]) == 2
+    error = capsys.readouterr().err
+    assert "config.json" in error and "not a valid JSON" in error and "Traceback" not in error

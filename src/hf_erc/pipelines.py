@@ -43,6 +43,27 @@ def _checkpoint_file(model_name_or_path: str, filename: str) -> str | None:
         return None
 
 
+def load_checkpoint_model(model_name_or_path: str, trust_remote_code: bool):
+    """``AutoModel.from_pretrained``, with an error naming the file when the checkpoint is damaged (a truncated
+    weights file, an unreadable config) instead of the loader's traceback."""
+    from transformers import AutoModel
+
+    import hf_erc.models  # noqa: F401  (registers hf_erc's model types)
+
+    try:
+        return AutoModel.from_pretrained(model_name_or_path, trust_remote_code=trust_remote_code)
+    except Exception as error:
+        if type(error).__name__ == "SafetensorError":
+            weights = os.path.join(model_name_or_path, "model.safetensors")
+            raise ValueError(
+                f"{weights} is damaged ({error}): the file is truncated or corrupt; download or save the checkpoint "
+                "again."
+            ) from error
+        if isinstance(error, OSError):  # transformers' own message names the file (config.json not JSON, ...)
+            raise ValueError(f"{model_name_or_path}: {error}") from error
+        raise
+
+
 def _is_one_input(item) -> bool:
     """A conversation or a recording, as opposed to a batch of them."""
     if isinstance(item, (str, os.PathLike, dict)):
@@ -144,8 +165,6 @@ class EmotionRecognitionPipeline(_ConversationLabeller):
 
     @classmethod
     def from_pretrained(cls, model_name_or_path: str, device: str | None = None, trust_remote_code: bool = True):
-        from transformers import AutoModel
-
         specs_file = _checkpoint_file(model_name_or_path, ENCODERS_FILE)
         if specs_file is None:
             raise FileNotFoundError(
@@ -154,7 +173,7 @@ class EmotionRecognitionPipeline(_ConversationLabeller):
             )
         specs = load_encoder_specs(os.path.dirname(specs_file))
         device = torch.device(device) if device else default_device()
-        model = AutoModel.from_pretrained(model_name_or_path, trust_remote_code=trust_remote_code)
+        model = load_checkpoint_model(model_name_or_path, trust_remote_code)
         builders = {"text": TextEncoder, "audio": AudioEncoder, "video": VideoEncoder}
         encoders = {}
         for modality, spec in specs.items():
@@ -201,10 +220,10 @@ class ProcessorPipeline(_ConversationLabeller):
 
     @classmethod
     def from_pretrained(cls, model_name_or_path: str, device: str | None = None, trust_remote_code: bool = True):
-        from transformers import AutoModel, AutoProcessor
+        from transformers import AutoProcessor
 
         device = torch.device(device) if device else default_device()
-        model = AutoModel.from_pretrained(model_name_or_path, trust_remote_code=trust_remote_code)
+        model = load_checkpoint_model(model_name_or_path, trust_remote_code)
         processor = AutoProcessor.from_pretrained(model_name_or_path, trust_remote_code=trust_remote_code)
         return cls(model, processor, device)
 

@@ -218,3 +218,13 @@ def test_probe_media_flags(tmp_path, decode):
         assert (info.has_audio, info.has_video) == (has_audio, has_video), name
     assert probe_media(cases["wav"][0]).duration == pytest.approx(1.0, abs=0.01)
     assert probe_media(cases["avi"][0]).duration == pytest.approx(2.0, abs=0.15)
+
+
+def test_a_turn_far_into_a_long_recording_is_cut_by_seeking(tmp_path):
+    """Turns after the first second are decoded from just before them, not from the start of the recording: the
+    same samples as cutting the whole decoded waveform, up to the resampler's few edge samples."""
+    path = write_wav(tmp_path / "long.wav", seconds=6.0, frequency=440.0)
+    full = decode_audio(path)
+    segment = decode_audio(path, start=4.0, end=5.0)
+    assert abs(len(segment) - 16000) <= 1
+    np.testing.assert_allclose(segment[100:-100], full[64000 + 100 : 64000 + len(segment) - 100], atol=1e-3)

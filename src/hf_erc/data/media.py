@@ -14,6 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 DEFAULT_SAMPLING_RATE = 16_000
+# Seconds of margin around a turn cut from a long recording: decoding starts this much before it and stops this
+# much after it (turns that start earlier are decoded from the beginning).
+_AUDIO_SEEK_AFTER = 1.0
 
 
 class MediaDecodeError(RuntimeError):
@@ -96,8 +99,18 @@ def decode_audio(
         # channel by 0.707 and sums, which leaves [-1, 1] for loud stereo.
         resampler = av.AudioResampler(format="fltp", rate=sampling_rate)
         chunks = []
+        # A turn far into a long recording: seek near it instead of decoding from the beginning, and stop after it.
+        # The waveform then starts at the first decoded frame's time (`offset`).
+        offset = 0.0
+        seek = start is not None and start > _AUDIO_SEEK_AFTER and stream.time_base is not None
         try:
-            for frame in container.decode(stream):
+            if seek:
+                container.seek(int((start - _AUDIO_SEEK_AFTER) / stream.time_base), stream=stream, backward=True)
+            for index, frame in enumerate(container.decode(stream)):
+                if seek and index == 0:
+                    offset = float(frame.time or 0.0)
+                if end is not None and frame.time is not None and frame.time > end + _AUDIO_SEEK_AFTER:
+                    break
                 for resampled in resampler.resample(frame):
                     chunks.append(resampled.to_ndarray().mean(axis=0))
             for resampled in resampler.resample(None):
@@ -108,13 +121,15 @@ def decode_audio(
             raise MediaDecodeError(path, f"audio decoding failed ({type(error).__name__}: {error})") from error
     finally:
         container.close()
+    if not chunks and seek:
+        raise MediaDecodeError(path, f"empty audio segment [{start}, {end}) s (the audio ends before it)")
     if not chunks:
         raise MediaDecodeError(path, "audio stream holds no samples")
     # Lossy codecs (AAC) can overshoot full scale slightly.
     waveform = np.clip(np.concatenate(chunks), -1.0, 1.0).astype(np.float32, copy=False)
     if start is not None or end is not None:
-        first = 0 if start is None else max(0, int(round(start * sampling_rate)))
-        last = len(waveform) if end is None else min(len(waveform), int(round(end * sampling_rate)))
+        first = 0 if start is None else max(0, int(round((start - offset) * sampling_rate)))
+        last = len(waveform) if end is None else min(len(waveform), int(round((end - offset) * sampling_rate)))
         if last <= first:
             raise MediaDecodeError(path, f"empty audio segment [{start}, {end}) s (file has {len(waveform) / sampling_rate:.2f} s)")
         waveform = waveform[first:last]

@@ -1,5 +1,6 @@
 """Conversations to label: from JSON (utterances naming their own media files) or from a recording and its
-subtitles (every cue an utterance, its audio and frames cut from the recording by the cue's times)."""
+subtitles (every cue an utterance, its audio and frames cut from the recording by the cue's times), or, without
+subtitles, from the speech an ASR model recognises in the recording (:mod:`hf_erc.asr`)."""
 
 from __future__ import annotations
 
@@ -87,7 +88,33 @@ def conversation_from_video(video: str | os.PathLike, subtitles: str | os.PathLi
     from .subtitles import read_subtitles
 
     recording = probe_recording(video)
-    cues = read_subtitles(subtitles, video_duration=recording.duration)
+    return utterances_from_cues(recording, read_subtitles(subtitles, video_duration=recording.duration))
+
+
+def conversation_from_asr(
+    video: str | os.PathLike, model, device=None, chunk_length_s: float | None = 30
+) -> list[Utterance]:
+    """Every stretch of speech that the ASR ``model`` (id, folder or built transformers pipeline; see
+    :func:`hf_erc.asr.transcribe_cues`) finds in ``video`` as an utterance of speaker ``"unknown"``, for recordings
+    without subtitles; audio and frames are cut from ``video`` as for subtitle cues."""
+    from .asr import transcribe_cues
+
+    recording = probe_recording(video)
+    if not recording.has_audio:
+        raise ValueError(
+            f"{recording.path} has no audio stream that decodes: speech recognition needs one; give the video's "
+            "subtitles instead."
+        )
+    cues = transcribe_cues(recording.path, model, device=device, chunk_length_s=chunk_length_s)
+    if not cues:
+        name = os.fspath(model) if isinstance(model, (str, os.PathLike)) else type(model).__name__
+        raise ValueError(f"Speech recognition ({name}) found no speech in {recording.path}: nothing to label.")
+    return utterances_from_cues(recording, cues)
+
+
+def utterances_from_cues(recording: Recording, cues) -> list[Utterance]:
+    """One utterance per timed cue (subtitle or recognised speech) of ``recording``, its audio and frames cut by the
+    cue's times; a stream the recording lacks is left out and the reason kept in ``missing``."""
     missing = {
         modality: f"{recording.path} has no {modality} stream that decodes"
         for modality, present in (("audio", recording.has_audio), ("video", recording.has_video))

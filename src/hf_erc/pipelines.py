@@ -68,10 +68,14 @@ def _is_one_input(item) -> bool:
     """A conversation or a recording, as opposed to a batch of them."""
     if isinstance(item, (str, os.PathLike, dict)):
         return True
-    return isinstance(item, list) and all(isinstance(entry, dict) and "text" in entry for entry in item)
+    return isinstance(item, list) and all(
+        isinstance(entry, Utterance) or (isinstance(entry, dict) and "text" in entry) for entry in item
+    )
 
 
 def _utterances(item) -> list[Utterance]:
+    if isinstance(item, list) and item and all(isinstance(entry, Utterance) for entry in item):
+        return list(item)  # already read (e.g. cues from speech recognition), with their notes on missing media
     if isinstance(item, dict) and "video" in item and "utterances" not in item:
         if not item.get("subtitles"):
             raise ValueError(f"{item['video']}: a video needs its subtitles ('subtitles': path to .srt or .vtt).")
@@ -87,8 +91,9 @@ class _ConversationLabeller:
     id2label: dict[int, str]
 
     def __call__(self, inputs=None, *, video=None, subtitles=None):
-        """Label ``inputs`` (a conversation dict or JSON path, a ``{"video", "subtitles"}`` dict, or a list of
-        those as a batch) or ``video`` with its ``subtitles``: result rows per conversation."""
+        """Label ``inputs`` (a conversation dict or JSON path, a list of :class:`Utterance`, a ``{"video",
+        "subtitles"}`` dict, or a list of those as a batch) or ``video`` with its ``subtitles``: result rows per
+        conversation."""
         if video is not None:
             if inputs is not None:
                 raise ValueError("Pass a conversation or video=/subtitles=, not both.")

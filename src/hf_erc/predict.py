@@ -1,5 +1,9 @@
 """``hf-erc predict``: label a conversation (JSON), a video with its subtitles, or a folder of videos, and print,
-save (``--json``, ``--csv``) or draw (``--plot``) the emotions of every utterance or cue."""
+save (``--json``, ``--csv``) or draw (``--plot``) the emotions of every utterance or cue.
+
+Without subtitles, ``--asr MODEL`` (a Whisper checkpoint) makes the cues by speech recognition (speaker
+``unknown``). It never replaces subtitles: it cannot go with ``--subtitles``, and in a folder of videos it is used
+only for the videos that have no subtitle file beside them."""
 
 from __future__ import annotations
 
@@ -72,6 +76,13 @@ def register(subparsers) -> None:
     parser.add_argument("--model", required=True, help="Checkpoint folder or Hub repository.")
     parser.add_argument("--video", help="A video file, or a folder of videos each with same-named .srt/.vtt subtitles.")
     parser.add_argument("--subtitles", help="The video's .srt or .vtt file (default: the one named like the video).")
+    parser.add_argument(
+        "--asr",
+        metavar="MODEL",
+        help="Make the cues by speech recognition with this transformers ASR model (Hub id or folder, e.g. "
+        "openai/whisper-small) for a video without subtitles; speakers are 'unknown'. Not with --subtitles; with a "
+        "folder, used only for the videos that have no subtitle file beside them.",
+    )
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     parser.add_argument("--json", action="store_true", help="Print JSON (one object per utterance) instead of a table.")
     parser.add_argument("--csv", metavar="FILE", help="Also write the rows as CSV.")
@@ -85,11 +96,14 @@ def _run_predict(args) -> int:
 
     if (args.conversation is None) == (args.video is None):
         raise ValueError("Give a conversation JSON file or --video (with --subtitles), not both or neither.")
+    asr = getattr(args, "asr", None)
+    if asr and args.subtitles:
+        raise ValueError("--asr makes the cues of a video without subtitles: give --subtitles or --asr, not both.")
     labeller = pipeline(args.model, device=args.device)
     labels = [labeller.id2label[index] for index in sorted(labeller.id2label)]
     if args.conversation is not None:
-        if args.subtitles or args.plot:
-            raise ValueError("--subtitles and --plot go with --video.")
+        if args.subtitles or args.plot or asr:
+            raise ValueError("--subtitles, --asr and --plot go with --video.")
         _report(labeller(args.conversation), args, labels)
         return 0
     video = Path(args.video)
@@ -97,8 +111,11 @@ def _run_predict(args) -> int:
         if args.subtitles:
             raise ValueError("--subtitles names one file: with a folder of videos, put each video's subtitles beside it.")
         return _run_folder(labeller, videos_in(video), args, labels)
-    subtitles = args.subtitles or subtitles_beside(video)
-    rows = labeller(video=str(video), subtitles=str(subtitles))
+    if asr:
+        rows = _label_by_asr(labeller, video, asr, args.device)
+    else:
+        subtitles = args.subtitles or subtitles_beside(video)
+        rows = labeller(video=str(video), subtitles=str(subtitles))
     _report(rows, args, labels)
     if args.plot:
         _plot(rows, args.plot, title=f"{video.name}: emotions by speaker")
@@ -118,8 +135,20 @@ def _run_folder(labeller, videos: list[Path], args, labels) -> int:
 
     plot_dir = Path(args.plot) if args.plot else None
     everything, results = [], {}
+    recognizer = None  # the --asr model, loaded once at the first video without subtitles
     for video in tqdm(videos, desc="videos", unit="video", file=sys.stderr):
-        rows = labeller(video=str(video), subtitles=str(subtitles_beside(video)))
+        try:
+            subtitles = subtitles_beside(video)
+        except FileNotFoundError:
+            if not getattr(args, "asr", None):
+                raise
+            from .asr import load_recognizer
+
+            if recognizer is None:
+                recognizer = load_recognizer(args.asr, args.device)
+            rows = _label_by_asr(labeller, video, recognizer, args.device)
+        else:
+            rows = labeller(video=str(video), subtitles=str(subtitles))
         results[video.name] = rows
         everything += [{"video": video.name, **row} for row in rows]
         if plot_dir is not None:
@@ -132,6 +161,15 @@ def _run_folder(labeller, videos: list[Path], args, labels) -> int:
     if args.csv:
         print(f"Wrote {write_csv(everything, args.csv, labels)}.", file=sys.stderr)
     return 0
+
+
+def _label_by_asr(labeller, video: Path, asr, device) -> list[dict[str, Any]]:
+    """Label the cues that speech recognition (``asr``: a model id/folder or a loaded ASR pipeline) finds in
+    ``video``; the labeller takes them as a conversation of timed segments of the recording, with their notes on
+    missing media."""
+    from .conversations import conversation_from_asr
+
+    return labeller(conversation_from_asr(video, asr, device=device))
 
 
 def _plot(rows, path, title: str) -> None:

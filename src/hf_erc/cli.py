@@ -13,6 +13,7 @@ import sys
 # Modules that define a ``register(subparsers)`` function adding one sub-command.
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "hf_erc.data.prepare",
+    "hf_erc.demo",
     "hf_erc.features.extract",
     "hf_erc.inputs",
     "hf_erc.predict",

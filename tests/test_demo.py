@@ -1,0 +1,282 @@
+"""The Gradio demo (`hf-erc demo`, app.py): its labelling handlers called directly, its errors, its command, and
+the page driven in a real headless Chromium (upload a video and its subtitles, run, read the table back).
+
+The browser test needs Debian's ``chromium`` and ``chromium-driver`` and the ``selenium`` package; without them it
+is skipped with the reason (``.ci/run`` installs them). ``HF_ERC_WRITE_DOCS=1`` also saves its screenshot as
+``docs/images/demo.png``, labelled by the quickstart checkpoint when ``outputs/quickstart/sdt-meld-text`` exists.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from hf_erc.cli import main as cli_main
+from hf_erc.features.encoders import TextEncoder
+from hf_erc.features.extract import save_encoder_specs
+from hf_erc.labels import MELD_EMOTIONS
+from hf_erc.models import SDTConfig, SDTForEmotionRecognition
+from tests.conftest import REPO_ROOT
+from tests.utils.media_fixtures import write_mp4
+from tests.utils.subtitle_files import SCENE, srt_text, write_subtitles
+
+GRADIO_MISSING = 'gradio is not installed: pip install "hf-erc[demo]"'
+WAIT_S = 60  # every wait on the page is bounded by this
+SAMPLE = REPO_ROOT / "src" / "hf_erc" / "resources" / "sample_conversation.json"
+QUICKSTART = REPO_ROOT / "outputs" / "quickstart" / "sdt-meld-text"
+
+
+def _speakers(cues) -> list[str]:
+    """The speaker of each cue as the subtitle reader gives it: a cue without one carries the previous one on."""
+    speakers, last = [], None
+    for _, _, speaker, _ in cues:
+        last = speaker or last
+        speakers.append(last)
+    return speakers
+
+
+def _docs_scene():
+    """The sample conversation as timed cues: a fuller picture for the README's screenshot."""
+    utterances = json.loads(SAMPLE.read_text(encoding="utf-8"))["utterances"]
+    return [(0.5 + 2.2 * i, 2.3 + 2.2 * i, u["speaker"], u["text"]) for i, u in enumerate(utterances)]
+
+
+@pytest.fixture(scope="module")
+def gr():
+    return pytest.importorskip("gradio", reason=GRADIO_MISSING)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A tiny text-only SDT checkpoint on MiniLM features (the quickstart's kind, untrained)."""
+    path = tmp_path_factory.mktemp("sdt-text")
+    torch.manual_seed(0)
+    config = SDTConfig.for_dataset("meld", modalities=["text"], text_dim=384, hidden_size=32, num_attention_heads=2)
+    SDTForEmotionRecognition(config).save_pretrained(path)
+    save_encoder_specs({"text": TextEncoder("minilm").spec}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def talk(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("talk")
+    write_mp4(folder / "talk.mp4", seconds=7.0, fps=10, size=(32, 40))
+    write_subtitles(folder / "talk.srt", srt_text())
+    return folder
+
+
+@pytest.fixture(scope="module")
+def demo(gr, checkpoint):
+    from hf_erc.demo import build_demo
+
+    return build_demo(str(checkpoint), device="cpu")
+
+
+def test_a_typed_conversation_gives_its_table_and_timeline(demo, checkpoint):
+    from hf_erc.demo import RESULT_COLUMNS, sample_table
+
+    table = sample_table() + [["", ""]]  # a blank row, as the table's "add row" leaves one: skipped
+    rows, image = demo.hf_erc.label_conversation(str(checkpoint), table)
+    assert len(rows) == len(table) - 1 and all(len(row) == len(RESULT_COLUMNS) for row in rows)
+    assert [row[0] for row in rows] == [speaker for speaker, _ in table[:-1]]
+    assert [row[5] for row in rows] == [text for _, text in table[:-1]]
+    assert [(row[1], row[2]) for row in rows] == [(i, i + 1) for i in range(len(rows))]  # one second per turn
+    assert all(row[3] in MELD_EMOTIONS and 0 < row[4] <= 1 and row[6] == "" for row in rows)
+    assert Path(image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The pipeline is loaded once per checkpoint, and kept by this demo.
+    labeller = demo.hf_erc.backend.pipelines[str(checkpoint.resolve())]
+    again, _ = demo.hf_erc.label_conversation(str(checkpoint), table)
+    assert again == rows and list(demo.hf_erc.backend.pipelines.values()) == [labeller]
+
+
+def test_a_video_with_subtitles_gives_one_row_per_cue(demo, checkpoint, talk):
+    rows, image = demo.hf_erc.label_video(str(checkpoint), str(talk / "talk.mp4"), str(talk / "talk.srt"))
+    assert [row[0] for row in rows] == _speakers(SCENE)
+    assert [(row[1], row[2], row[5]) for row in rows] == [(start, end, text) for start, end, _, text in SCENE]
+    expected = demo.hf_erc.backend.labeller(str(checkpoint))(
+        video=str(talk / "talk.mp4"), subtitles=str(talk / "talk.srt")
+    )
+    assert [row[3] for row in rows] == [row["emotion"] for row in expected]
+    assert Path(image).stat().st_size > 0
+
+
+def test_errors_are_shown_in_the_page_with_the_file_and_cue(gr, demo, checkpoint, talk, tmp_path):
+    backwards = write_subtitles(tmp_path / "bad.srt", "1\n00:00:03,000 --> 00:00:02,000\nJOEY: backwards\n")
+    with pytest.raises(gr.Error, match=r"cue 1 \(line 1\)") as error:
+        demo.hf_erc.label_video(str(checkpoint), str(talk / "talk.mp4"), str(backwards))
+    assert error.value.message.startswith("bad.srt: cue 1")  # named as uploaded, not by its path on the server
+    with pytest.raises(gr.Error, match="No subtitles"):
+        demo.hf_erc.label_video(str(checkpoint), str(talk / "talk.mp4"), None)
+    missing = tmp_path / "no" / "such-checkpoint"
+    with pytest.raises(gr.Error, match=re.escape(f"{missing} does not exist")):
+        demo.hf_erc.label_conversation(str(missing), [["A", "hi"]])
+    with pytest.raises(gr.Error, match="row 2 .* has no speaker"):
+        demo.hf_erc.label_conversation(str(checkpoint), [["A", "hi"], ["", "who says this?"]])
+    with pytest.raises(gr.Error, match="conversation is empty"):
+        demo.hf_erc.label_conversation(str(checkpoint), [["", ""]])
+
+
+def test_without_gradio_the_demo_says_how_to_install_it(monkeypatch, capsys):
+    from hf_erc.demo import build_demo
+
+    monkeypatch.setitem(sys.modules, "gradio", None)  # import gradio -> ImportError
+    with pytest.raises(ImportError, match=r'pip install "hf-erc\[demo\]"'):
+        build_demo(None)
+    assert cli_main(["demo"]) == 2
+    assert 'pip install "hf-erc[demo]"' in capsys.readouterr().err
+
+
+def test_hf_erc_demo_launches_with_its_options(gr, checkpoint, monkeypatch):
+    launched = {}
+    monkeypatch.setattr(gr.Blocks, "launch", lambda self, **options: launched.update(options, blocks=self))
+    arguments = ["demo", "--model", str(checkpoint), "--port", "7999", "--host", "0.0.0.0", "--share", "false"]
+    assert cli_main(arguments + ["--device", "cpu"]) == 0
+    assert {key: launched[key] for key in ("server_name", "server_port", "share")} == {
+        "server_name": "0.0.0.0",
+        "server_port": 7999,
+        "share": False,
+    }
+    assert isinstance(launched["blocks"], gr.Blocks)
+
+
+# --- the page in a real browser ----------------------------------------------------------------------------------
+
+# The result table read from the page: column names from the header cells' titles, body cells by their data-row and
+# data-col (Gradio 5 draws a <table>, Gradio 6 a grid of divs; both mark the cells so).
+READ_TABLE = """
+const root = document.querySelector('#results');
+if (!root) return null;
+const headers = [...new Set([...root.querySelectorAll('th[title]')].map(header => header.getAttribute('title')))];
+const rows = {};
+for (const cell of root.querySelectorAll('[data-testid^="cell-"][data-row][data-col]')) {
+  const row = Number(cell.dataset.row), column = Number(cell.dataset.col);
+  (rows[row] = rows[row] || [])[column] = cell.innerText.trim();
+}
+return {headers: headers, rows: Object.keys(rows).map(Number).sort((a, b) => a - b).map(key => rows[key])};
+"""
+
+# The timeline picture is loaded and nothing still fades in (Gradio dims outputs while an event is pending).
+SETTLED = """
+const image = document.querySelector('#timeline img');
+if (image === null || !image.complete || image.naturalWidth === 0) return false;
+const shown = element => element === null || getComputedStyle(element).opacity === '1';
+let element = image;
+while (element !== null) { if (!shown(element)) return false; element = element.parentElement; }
+return document.querySelector('#results .pending, #timeline .pending, .pending#timeline, .pending#results') === null;
+"""
+
+
+def _browser_paths() -> tuple[str, str]:
+    """Chromium and chromedriver, or a skip saying what is missing (the test installs nothing itself)."""
+    pytest.importorskip("selenium", reason='selenium is not installed: pip install -e ".[test]"')
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    missing = [name for name, path in (("chromium", chromium), ("chromedriver", driver)) if path is None]
+    if missing:
+        pytest.skip(
+            f"{' and '.join(missing)} not found on PATH: the demo's browser test needs Debian's chromium and "
+            "chromium-driver (apt-get install chromium chromium-driver; .ci/run installs them)"
+        )
+    return chromium, driver
+
+
+def _whole_page_png(browser) -> bytes:
+    """A PNG of the whole page, below the window's fold too (Chromium's DevTools screenshot)."""
+    size = browser.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+    clip = {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], 4000), "scale": 1}
+    options = {"format": "png", "captureBeyondViewport": True, "clip": clip}
+    return base64.b64decode(browser.execute_cdp_cmd("Page.captureScreenshot", options)["data"])
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_the_page_labels_an_uploaded_video_in_headless_chromium(gr, checkpoint, tmp_path, monkeypatch):
+    chromium, chromedriver = _browser_paths()
+    from selenium import webdriver
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from hf_erc.demo import build_demo
+
+    write_docs = os.environ.get("HF_ERC_WRITE_DOCS") == "1"
+    cues = _docs_scene() if write_docs else SCENE
+    model = checkpoint
+    if write_docs and QUICKSTART.is_dir():
+        monkeypatch.chdir(REPO_ROOT)  # the page shows the checkpoint as `hf-erc demo` run here would
+        model = QUICKSTART.relative_to(REPO_ROOT)
+    video = write_mp4(tmp_path / "talk.mp4", seconds=cues[-1][1] + 0.5, fps=10, size=(90, 160))
+    subtitles = write_subtitles(tmp_path / "talk.srt", srt_text(cues))
+    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager must not look for drivers online
+
+    demo = build_demo(str(model), device="cpu")
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True)
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                     "--window-size=1400,1000", "--lang=en-US"):  # fmt: skip
+        options.add_argument(argument)
+    browser = None
+    try:
+        browser = webdriver.Chrome(service=Service(chromedriver), options=options)
+        browser.set_page_load_timeout(WAIT_S)
+        wait = WebDriverWait(browser, WAIT_S)
+        browser.get(url)
+        wait.until(lambda b: b.find_elements(By.XPATH, "//button[@role='tab'][normalize-space()='Video']"))
+        browser.find_element(By.XPATH, "//button[@role='tab'][normalize-space()='Video']").click()
+        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#subtitles-upload input[type=file]"))
+        browser.find_element(By.CSS_SELECTOR, "#video-upload input[type=file]").send_keys(str(video))
+        browser.find_element(By.CSS_SELECTOR, "#subtitles-upload input[type=file]").send_keys(str(subtitles))
+        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#video-upload video"))
+        # Uploaded: the file's name (shown as stem and suffix) is listed.
+        wait.until(lambda b: "talk.srt" in re.sub(r"\s+", "", b.find_element(By.ID, "subtitles-upload").text))
+        browser.find_element(By.ID, "run-video").click()
+
+        def finished(b):
+            """The result table once it holds a row per cue; an error toast fails at once with its message."""
+            toasts = [toast.text for toast in b.find_elements(By.CSS_SELECTOR, "[data-testid=toast-body]")]
+            if toasts:
+                pytest.fail(f"the page showed an error: {toasts}")
+            table = b.execute_script(READ_TABLE)
+            return table if table and len(table["rows"]) == len(cues) else False
+
+        try:
+            table = wait.until(finished)
+            wait.until(lambda b: b.execute_script(SETTLED))
+        except TimeoutException:
+            browser.save_screenshot(str(tmp_path / "timeout.png"))
+            pytest.fail(f"no result table with {len(cues)} rows within {WAIT_S} s (see {tmp_path / 'timeout.png'})")
+
+        screenshot = tmp_path / "demo.png"
+        screenshot.write_bytes(_whole_page_png(browser))
+        if write_docs:
+            target = REPO_ROOT / "docs" / "images" / "demo.png"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(screenshot, target)
+    finally:
+        if browser is not None:
+            browser.quit()
+        demo.close()
+
+    columns = {name: index for index, name in enumerate(table["headers"])}
+    speakers = [row[columns["speaker"]] for row in table["rows"]]
+    emotions = [row[columns["emotion"]] for row in table["rows"]]
+    assert speakers == _speakers(cues)
+    assert [row[columns["text"]] for row in table["rows"]] == [text for _, _, _, text in cues]
+    expected = demo.hf_erc.backend.labeller(str(model))(video=str(video), subtitles=str(subtitles))
+    assert emotions == [row["emotion"] for row in expected]  # what the page shows is what the pipeline says
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

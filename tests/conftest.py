@@ -31,6 +31,24 @@ def meld_csv_dir() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def text_only_checkpoint(tmp_path_factory):
+    """A tiny text-only SDT checkpoint on MiniLM features (the quickstart's kind, untrained), with its encoder
+    record: what the pipelines, `hf-erc predict` and the demo load."""
+    import torch
+
+    from hf_erc.features.encoders import TextEncoder
+    from hf_erc.features.extract import save_encoder_specs
+    from hf_erc.models import SDTConfig, SDTForEmotionRecognition
+
+    path = tmp_path_factory.mktemp("sdt-text")
+    torch.manual_seed(0)
+    config = SDTConfig.for_dataset("meld", modalities=["text"], text_dim=384, hidden_size=32, num_attention_heads=2)
+    SDTForEmotionRecognition(config).save_pretrained(path)
+    save_encoder_specs({"text": TextEncoder("minilm").spec}, path)
+    return path
+
+
 @pytest.fixture(autouse=True)
 def _seed_everything():
     import random

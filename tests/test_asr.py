@@ -18,10 +18,7 @@ import torch
 from hf_erc.asr import cues_from_chunks, load_recognizer, transcribe_cues
 from hf_erc.cli import main as cli_main
 from hf_erc.conversations import conversation_from_asr
-from hf_erc.features.encoders import TextEncoder
-from hf_erc.features.extract import save_encoder_specs
 from hf_erc.labels import MELD_EMOTIONS
-from hf_erc.models import SDTConfig, SDTForEmotionRecognition
 from tests.utils.media_fixtures import write_mp4
 
 SPECIALS = [
@@ -121,14 +118,6 @@ def tiny_whisper(tmp_path_factory):
     return build_tiny_whisper(tmp_path_factory.mktemp("whisper"), HELLO_WORLD)
 
 
-@pytest.fixture(scope="module")
-def text_only_checkpoint(tmp_path_factory):
-    path = tmp_path_factory.mktemp("sdt-text")
-    torch.manual_seed(0)
-    config = SDTConfig.for_dataset("meld", modalities=["text"], text_dim=384, hidden_size=32, num_attention_heads=2)
-    SDTForEmotionRecognition(config).save_pretrained(path)
-    save_encoder_specs({"text": TextEncoder("minilm").spec}, path)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -18,13 +18,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from hf_erc.cli import main as cli_main
-from hf_erc.features.encoders import TextEncoder
-from hf_erc.features.extract import save_encoder_specs
 from hf_erc.labels import MELD_EMOTIONS
-from hf_erc.models import SDTConfig, SDTForEmotionRecognition
 from tests.conftest import REPO_ROOT
 from tests.utils.media_fixtures import write_mp4
 from tests.utils.subtitle_files import SCENE, srt_text, write_subtitles
@@ -55,15 +51,6 @@ def gr():
     return pytest.importorskip("gradio", reason=GRADIO_MISSING)
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """A tiny text-only SDT checkpoint on MiniLM features (the quickstart's kind, untrained)."""
-    path = tmp_path_factory.mktemp("sdt-text")
-    torch.manual_seed(0)
-    config = SDTConfig.for_dataset("meld", modalities=["text"], text_dim=384, hidden_size=32, num_attention_heads=2)
-    SDTForEmotionRecognition(config).save_pretrained(path)
-    save_encoder_specs({"text": TextEncoder("minilm").spec}, path)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -75,54 +62,54 @@ def talk(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def demo(gr, checkpoint):
+def demo(gr, text_only_checkpoint):
     from hf_erc.demo import build_demo
 
-    return build_demo(str(checkpoint), device="cpu")
+    return build_demo(str(text_only_checkpoint), device="cpu")
 
 
-def test_a_typed_conversation_gives_its_table_and_timeline(demo, checkpoint):
+def test_a_typed_conversation_gives_its_table_and_timeline(demo, text_only_checkpoint):
     from hf_erc.demo import RESULT_COLUMNS, sample_table
 
     table = sample_table() + [["", ""]]  # a blank row, as the table's "add row" leaves one: skipped
-    rows, image = demo.hf_erc.label_conversation(str(checkpoint), table)
+    rows, image = demo.hf_erc.label_conversation(str(text_only_checkpoint), table)
     assert len(rows) == len(table) - 1 and all(len(row) == len(RESULT_COLUMNS) for row in rows)
     assert [row[0] for row in rows] == [speaker for speaker, _ in table[:-1]]
     assert [row[5] for row in rows] == [text for _, text in table[:-1]]
     assert [(row[1], row[2]) for row in rows] == [(i, i + 1) for i in range(len(rows))]  # one second per turn
     assert all(row[3] in MELD_EMOTIONS and 0 < row[4] <= 1 and row[6] == "" for row in rows)
     assert Path(image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    # The pipeline is loaded once per checkpoint, and kept by this demo.
-    labeller = demo.hf_erc.backend.pipelines[str(checkpoint.resolve())]
-    again, _ = demo.hf_erc.label_conversation(str(checkpoint), table)
+    # The pipeline is loaded once per text_only_checkpoint, and kept by this demo.
+    labeller = demo.hf_erc.backend.pipelines[str(text_only_checkpoint.resolve())]
+    again, _ = demo.hf_erc.label_conversation(str(text_only_checkpoint), table)
     assert again == rows and list(demo.hf_erc.backend.pipelines.values()) == [labeller]
 
 
-def test_a_video_with_subtitles_gives_one_row_per_cue(demo, checkpoint, talk):
-    rows, image = demo.hf_erc.label_video(str(checkpoint), str(talk / "talk.mp4"), str(talk / "talk.srt"))
+def test_a_video_with_subtitles_gives_one_row_per_cue(demo, text_only_checkpoint, talk):
+    rows, image = demo.hf_erc.label_video(str(text_only_checkpoint), str(talk / "talk.mp4"), str(talk / "talk.srt"))
     assert [row[0] for row in rows] == _speakers(SCENE)
     assert [(row[1], row[2], row[5]) for row in rows] == [(start, end, text) for start, end, _, text in SCENE]
-    expected = demo.hf_erc.backend.labeller(str(checkpoint))(
+    expected = demo.hf_erc.backend.labeller(str(text_only_checkpoint))(
         video=str(talk / "talk.mp4"), subtitles=str(talk / "talk.srt")
     )
     assert [row[3] for row in rows] == [row["emotion"] for row in expected]
     assert Path(image).stat().st_size > 0
 
 
-def test_errors_are_shown_in_the_page_with_the_file_and_cue(gr, demo, checkpoint, talk, tmp_path):
+def test_errors_are_shown_in_the_page_with_the_file_and_cue(gr, demo, text_only_checkpoint, talk, tmp_path):
     backwards = write_subtitles(tmp_path / "bad.srt", "1\n00:00:03,000 --> 00:00:02,000\nJOEY: backwards\n")
     with pytest.raises(gr.Error, match=r"cue 1 \(line 1\)") as error:
-        demo.hf_erc.label_video(str(checkpoint), str(talk / "talk.mp4"), str(backwards))
+        demo.hf_erc.label_video(str(text_only_checkpoint), str(talk / "talk.mp4"), str(backwards))
     assert error.value.message.startswith("bad.srt: cue 1")  # named as uploaded, not by its path on the server
     with pytest.raises(gr.Error, match="No subtitles"):
-        demo.hf_erc.label_video(str(checkpoint), str(talk / "talk.mp4"), None)
+        demo.hf_erc.label_video(str(text_only_checkpoint), str(talk / "talk.mp4"), None)
     missing = tmp_path / "no" / "such-checkpoint"
     with pytest.raises(gr.Error, match=re.escape(f"{missing} does not exist")):
         demo.hf_erc.label_conversation(str(missing), [["A", "hi"]])
     with pytest.raises(gr.Error, match="row 2 .* has no speaker"):
-        demo.hf_erc.label_conversation(str(checkpoint), [["A", "hi"], ["", "who says this?"]])
+        demo.hf_erc.label_conversation(str(text_only_checkpoint), [["A", "hi"], ["", "who says this?"]])
     with pytest.raises(gr.Error, match="conversation is empty"):
-        demo.hf_erc.label_conversation(str(checkpoint), [["", ""]])
+        demo.hf_erc.label_conversation(str(text_only_checkpoint), [["", ""]])
 
 
 def test_without_gradio_the_demo_says_how_to_install_it(monkeypatch, capsys):
@@ -135,10 +122,10 @@ def test_without_gradio_the_demo_says_how_to_install_it(monkeypatch, capsys):
     assert 'pip install "hf-erc[demo]"' in capsys.readouterr().err
 
 
-def test_hf_erc_demo_launches_with_its_options(gr, checkpoint, monkeypatch):
+def test_hf_erc_demo_launches_with_its_options(gr, text_only_checkpoint, monkeypatch):
     launched = {}
     monkeypatch.setattr(gr.Blocks, "launch", lambda self, **options: launched.update(options, blocks=self))
-    arguments = ["demo", "--model", str(checkpoint), "--port", "7999", "--host", "0.0.0.0", "--share", "false"]
+    arguments = ["demo", "--model", str(text_only_checkpoint), "--port", "7999", "--host", "0.0.0.0", "--share", "false"]
     assert cli_main(arguments + ["--device", "cpu"]) == 0
     assert {key: launched[key] for key in ("server_name", "server_port", "share")} == {
         "server_name": "0.0.0.0",
@@ -203,7 +190,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_the_page_labels_an_uploaded_video_in_headless_chromium(gr, checkpoint, tmp_path, monkeypatch):
+def test_the_page_labels_an_uploaded_video_in_headless_chromium(gr, text_only_checkpoint, tmp_path, monkeypatch):
     chromium, chromedriver = _browser_paths()
     from selenium import webdriver
     from selenium.common.exceptions import TimeoutException
@@ -215,7 +202,7 @@ def test_the_page_labels_an_uploaded_video_in_headless_chromium(gr, checkpoint, 
 
     write_docs = os.environ.get("HF_ERC_WRITE_DOCS") == "1"
     cues = _docs_scene() if write_docs else SCENE
-    model = checkpoint
+    model = text_only_checkpoint
     if write_docs and QUICKSTART.is_dir():
         monkeypatch.chdir(REPO_ROOT)  # the page shows the checkpoint as `hf-erc demo` run here would
         model = QUICKSTART.relative_to(REPO_ROOT)

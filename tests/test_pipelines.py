@@ -7,8 +7,6 @@ import json
 import pytest
 import torch
 
-from hf_erc.features.encoders import TextEncoder
-from hf_erc.features.extract import save_encoder_specs
 from hf_erc.labels import MELD_EMOTIONS
 from hf_erc.models import SDTConfig, SDTForEmotionRecognition
 from hf_erc.pipelines import EmotionRecognitionPipeline, pipeline, read_conversation
@@ -16,14 +14,6 @@ from hf_erc.predict import format_predictions
 from hf_erc.quickstart import SAMPLE_CONVERSATION, run_quickstart
 
 
-@pytest.fixture(scope="module")
-def text_only_checkpoint(tmp_path_factory):
-    path = tmp_path_factory.mktemp("sdt-text")
-    torch.manual_seed(0)
-    config = SDTConfig.for_dataset("meld", modalities=["text"], text_dim=384, hidden_size=32, num_attention_heads=2)
-    SDTForEmotionRecognition(config).save_pretrained(path)
-    save_encoder_specs({"text": TextEncoder("minilm").spec}, path)
-    return path
 
 
 def test_pipeline_labels_every_utterance(text_only_checkpoint):

@@ -8,10 +8,8 @@ import pytest
 import torch
 
 from hf_erc.cli import main as cli_main
-from hf_erc.features.encoders import TextEncoder
-from hf_erc.features.extract import save_encoder_specs
 from hf_erc.labels import MELD_EMOTIONS
-from hf_erc.models import SDTConfig, SDTForEmotionRecognition, TelMEForEmotionRecognition
+from hf_erc.models import TelMEForEmotionRecognition
 from hf_erc.pipelines import pipeline
 from tests.utils.media_fixtures import write_corrupt, write_mp4
 from tests.utils.subtitle_files import SCENE, srt_text, vtt_text, write_subtitles
@@ -20,14 +18,6 @@ from tests.utils.tiny_telme import tiny_config, tiny_processor
 SPEAKERS = ["JOEY", "JOEY", "Rachel"]  # the second cue carries the first speaker on
 
 
-@pytest.fixture(scope="module")
-def text_only_checkpoint(tmp_path_factory):
-    path = tmp_path_factory.mktemp("sdt-text")
-    torch.manual_seed(0)
-    config = SDTConfig.for_dataset("meld", modalities=["text"], text_dim=384, hidden_size=32, num_attention_heads=2)
-    SDTForEmotionRecognition(config).save_pretrained(path)
-    save_encoder_specs({"text": TextEncoder("minilm").spec}, path)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +32,7 @@ def telme_checkpoint(tmp_path_factory):
 @pytest.fixture(scope="module")
 def talk(tmp_path_factory):
     folder = tmp_path_factory.mktemp("talk")
-    video = write_mp4(folder / "talk.mp4", seconds=7.0, fps=10, size=(32, 40))
+    write_mp4(folder / "talk.mp4", seconds=7.0, fps=10, size=(32, 40))
     write_subtitles(folder / "talk.srt", srt_text())
     return folder
 

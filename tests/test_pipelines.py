@@ -133,3 +133,44 @@ def test_processor_pipeline_labels_raw_media_as_training_reads_them(tmp_path):
         expected = model(**inputs).logits.softmax(-1)
     for item, row in zip(results, expected):
         assert item["probabilities"] == pytest.approx({model.config.id2label[i]: float(p) for i, p in enumerate(row)}, abs=1e-6)
+
+
+def test_stream_labels_each_utterance_as_it_arrives(tmp_path):
+    """TelME reads only the past (its prompt is the dialogue so far, its media the utterance's own): streamed labels
+    equal those of the whole conversation labelled at once, and each clip is decoded once."""
+    from hf_erc.models import TelMEForEmotionRecognition
+    from hf_erc.pipelines import ProcessorPipeline
+    from tests.utils.media_fixtures import write_mp4
+    from tests.utils.tiny_telme import tiny_config, tiny_processor
+
+    torch.manual_seed(0)
+    labeller = ProcessorPipeline(TelMEForEmotionRecognition(tiny_config()).eval(), tiny_processor(max_audio_seconds=0.5))
+    clip = write_mp4(tmp_path / "clip.mp4", seconds=1.0, fps=10, size=(32, 40))
+    utterances = [
+        {"speaker": "Joey", "text": "hi there", "audio": clip, "video": clip},
+        {"speaker": "Ross", "text": "hello"},
+        {"speaker": "Joey", "text": "how are you", "video": clip},
+        {"speaker": "Rachel", "text": "pizza again"},
+    ]
+    whole = labeller({"utterances": utterances})
+    decoded = []
+    original = labeller.media["video"].decode
+    labeller.media["video"].decode = lambda row: decoded.append(row["media_path"]) or original(row)
+    streamed = list(labeller.stream(iter(utterances)))
+    assert len(decoded) == 2  # each utterance's clip once, when it arrived
+    for online, offline in zip(streamed, whole):
+        assert online["emotion"] == offline["emotion"]
+        assert online["probabilities"] == pytest.approx(offline["probabilities"], abs=1e-5)
+
+
+def test_predict_online_prints_one_line_per_utterance(text_only_checkpoint, capsys):
+    from hf_erc.cli import main
+
+    arguments = ["predict", str(SAMPLE_CONVERSATION), "--model", str(text_only_checkpoint), "--device", "cpu"]
+    assert main(arguments + ["--online", "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    conversation = json.loads(SAMPLE_CONVERSATION.read_text())["utterances"]
+    assert [line["text"] for line in lines] == [u["text"] for u in conversation]
+    # Online, the first utterance is labelled from itself alone: as the whole pipeline labels a one-turn dialogue.
+    alone = pipeline(str(text_only_checkpoint), device="cpu")({"utterances": conversation[:1]})[0]
+    assert lines[0]["probabilities"] == pytest.approx(alone["probabilities"], abs=1e-5)

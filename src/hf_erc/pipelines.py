@@ -12,6 +12,7 @@ its modality masked, and the utterance's ``flags`` say so.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
@@ -104,46 +105,65 @@ class _ConversationLabeller:
             return self._label(_utterances(inputs))
         return [self._label(_utterances(item)) for item in inputs]
 
+    @torch.inference_mode()
+    def stream(self, utterances: Iterable) -> Iterator[dict[str, Any]]:
+        """Label utterances one at a time as they arrive (``Utterance`` objects or ``{"speaker", "text", ...}``
+        dicts), each from itself and the turns before it; what was read or encoded for earlier turns is reused.
+        With a causal checkpoint (``config.causal``) the labels equal those of the whole conversation labelled at
+        once; a TelME/MAGTKD stage model reads only the past by construction."""
+        history: list[Utterance] = []
+        cache: dict = {}
+        for item in utterances:
+            history.append(item if isinstance(item, Utterance) else read_conversation([item])[0])
+            probabilities, flags = self.probabilities(history, cache=cache, last_only=True)
+            yield self._row(history[-1], probabilities[-1], flags[-1])
+
     @staticmethod
-    def _read_media(utterances: list[Utterance], modality: str, read) -> tuple[list, list[str | None]]:
+    def _read_media(utterances, modality: str, read, cache: dict | None = None) -> tuple[list, list[str | None]]:
         """``read(path, start, end)`` of each utterance's ``modality`` (``None`` where there is none), and why each
-        one is missing although a recording was given."""
+        one is missing although a recording was given; ``cache`` keeps what was read, by position."""
         values, reasons = [], []
-        for utterance in utterances:
-            path = getattr(utterance, modality)
-            value, reason = None, utterance.missing.get(modality)
-            if path:
-                try:
-                    value = read(path, utterance.start, utterance.end)
-                except MediaDecodeError as error:
-                    reason = f"{modality} unreadable: {error.reason}"
+        for position, utterance in enumerate(utterances):
+            if cache is not None and (position, modality) in cache:
+                value, reason = cache[position, modality]
+            else:
+                path = getattr(utterance, modality)
+                value, reason = None, utterance.missing.get(modality)
+                if path:
+                    try:
+                        value = read(path, utterance.start, utterance.end)
+                    except MediaDecodeError as error:
+                        reason = f"{modality} unreadable: {error.reason}"
+                if cache is not None:
+                    cache[position, modality] = (value, reason)
             values.append(value)
             reasons.append(reason)
         return values, reasons
 
+    def _row(self, utterance: Utterance, row: torch.Tensor, notes: list[str]) -> dict[str, Any]:
+        scores = {self.id2label[index]: float(value) for index, value in enumerate(row)}
+        best = int(row.argmax())
+        result = {
+            "speaker": utterance.speaker,
+            "text": utterance.text,
+            "start": utterance.start,
+            "end": utterance.end,
+            "emotion": self.id2label[best],
+            "score": float(row[best]),
+            "probabilities": scores,
+        }
+        if notes:
+            result["flags"] = notes
+        return result
+
     @torch.inference_mode()
     def _label(self, utterances: list[Utterance]) -> list[dict[str, Any]]:
         probabilities, flags = self.probabilities(utterances)
-        results = []
-        for utterance, row, notes in zip(utterances, probabilities, flags):
-            scores = {self.id2label[index]: float(value) for index, value in enumerate(row)}
-            best = int(row.argmax())
-            result = {
-                "speaker": utterance.speaker,
-                "text": utterance.text,
-                "start": utterance.start,
-                "end": utterance.end,
-                "emotion": self.id2label[best],
-                "score": float(row[best]),
-                "probabilities": scores,
-            }
-            if notes:
-                result["flags"] = notes
-            results.append(result)
-        return results
+        return [self._row(*item) for item in zip(utterances, probabilities, flags)]
 
-    def probabilities(self, utterances: list[Utterance]) -> tuple[torch.Tensor, list[list[str]]]:
-        """``[utterances, labels]`` probabilities and, per utterance, notes on the media it could not read."""
+    def probabilities(self, utterances: list[Utterance], cache: dict | None = None, last_only: bool = False):
+        """``[utterances, labels]`` probabilities (``last_only``: at least the last row is right) and, per
+        utterance, notes on the media it could not read; ``cache`` keeps per-utterance inputs across calls."""
         raise NotImplementedError
 
 
@@ -186,15 +206,20 @@ class EmotionRecognitionPipeline(_ConversationLabeller):
             encoders[modality] = builders[modality](spec.name_or_path, pooling=spec.pooling, device=device, **options)
         return cls(model, encoders, device)
 
-    def probabilities(self, utterances):
+    def probabilities(self, utterances, cache=None, last_only=False):
         row: dict[str, list] = {"speaker": [u.speaker for u in utterances]}
-        row[FEATURE_COLUMNS["text"]] = list(self.encoders["text"].encode([u.text for u in utterances]))
+        cache = {} if cache is None else cache
+        new = [position for position in range(len(utterances)) if (position, "text") not in cache]
+        if new:
+            vectors = self.encoders["text"].encode([utterances[position].text for position in new])
+            cache.update({(position, "text"): vector for position, vector in zip(new, vectors)})
+        row[FEATURE_COLUMNS["text"]] = [cache[position, "text"] for position in range(len(utterances))]
         flags: list[list[str]] = [[] for _ in utterances]
         for modality in ("audio", "video"):
             if modality not in self.modalities:
                 continue
             row[FEATURE_COLUMNS[modality]], reasons = self._read_media(
-                utterances, modality, self.encoders[modality].encode_file
+                utterances, modality, self.encoders[modality].encode_file, cache
             )
             for notes, reason in zip(flags, reasons):
                 if reason:
@@ -236,11 +261,16 @@ class ProcessorPipeline(_ConversationLabeller):
         collator = self.media[modality]
         return lambda path, start, end: collator.decode({"media_path": path, "media_start": start, "media_end": end})
 
-    def probabilities(self, utterances):
+    def probabilities(self, utterances, cache=None, last_only=False):
         media, flags = {}, [[] for _ in utterances]
+        # Each utterance's output reads its own media and the text before it: for the last one alone, only its
+        # media need decoding.
+        needed = utterances[-1:] if last_only else utterances
         for modality in ("audio", "video"):
-            if any(getattr(utterance, modality) or modality in utterance.missing for utterance in utterances):
-                media[modality], reasons = self._read_media(utterances, modality, self._decoder(modality))
+            if any(getattr(utterance, modality) or modality in utterance.missing for utterance in needed):
+                read = self._read_media(needed, modality, self._decoder(modality), None if last_only else cache)
+                media[modality] = [None] * (len(utterances) - len(needed)) + read[0]
+                reasons = [None] * (len(utterances) - len(needed)) + read[1]
                 for notes, reason in zip(flags, reasons):
                     if reason and modality in self.modalities:
                         notes.append(reason)
@@ -253,8 +283,12 @@ class ProcessorPipeline(_ConversationLabeller):
         )
         if "input_values" in self.accepted and "input_ids" not in self.accepted and "audio_attention_mask" in inputs:
             inputs["attention_mask"] = inputs.pop("audio_attention_mask")  # an audio model reads its own mask
-        batch = {name: value.to(self.device) for name, value in inputs.items() if name in self.accepted}
-        return self.model(**batch).logits.float().softmax(dim=-1).cpu(), flags
+        rows = slice(len(utterances) - 1, None) if last_only else slice(None)
+        batch = {name: value[rows].to(self.device) for name, value in inputs.items() if name in self.accepted}
+        probabilities = self.model(**batch).logits.float().softmax(dim=-1).cpu()
+        if last_only:  # earlier rows were labelled when they arrived
+            probabilities = torch.cat([probabilities.new_zeros(len(utterances) - 1, probabilities.shape[-1]), probabilities])
+        return probabilities, flags
 
 
 def pipeline(model: str, device: str | None = None, trust_remote_code: bool = True):

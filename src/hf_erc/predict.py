@@ -87,6 +87,12 @@ def register(subparsers) -> None:
     parser.add_argument("--json", action="store_true", help="Print JSON (one object per utterance) instead of a table.")
     parser.add_argument("--csv", metavar="FILE", help="Also write the rows as CSV.")
     parser.add_argument("--plot", metavar="FILE.png", help="Draw the emotion timeline (a folder: one PNG per video).")
+    parser.add_argument(
+        "--online",
+        action="store_true",
+        help="Label the utterances one at a time as they come, each from the turns up to it (printed as it is "
+        "labelled; a causal checkpoint gives the labels of the whole conversation).",
+    )
     parser.set_defaults(func=_run_predict)
 
 
@@ -104,8 +110,17 @@ def _run_predict(args) -> int:
     if args.conversation is not None:
         if args.subtitles or args.plot or asr:
             raise ValueError("--subtitles, --asr and --plot go with --video.")
-        _report(labeller(args.conversation), args, labels)
+        if args.online:
+            from .conversations import read_conversation
+
+            rows = _print_online(labeller.stream(read_conversation(args.conversation)), args.json)
+        else:
+            rows = labeller(args.conversation)
+            _print_rows(rows, args.json)
+        _write_csv(rows, args, labels)
         return 0
+    if args.online:
+        raise ValueError("--online labels a conversation JSON file as it arrives; not with --video.")
     video = Path(args.video)
     if video.is_dir():
         if args.subtitles:
@@ -123,9 +138,29 @@ def _run_predict(args) -> int:
 
 
 def _report(rows, args, labels) -> None:
-    print(json.dumps(rows, indent=2, ensure_ascii=False) if args.json else format_predictions(rows))
+    _print_rows(rows, args.json)
+    _write_csv(rows, args, labels)
+
+
+def _print_rows(rows, as_json: bool) -> None:
+    print(json.dumps(rows, indent=2, ensure_ascii=False) if as_json else format_predictions(rows))
+
+
+def _write_csv(rows, args, labels) -> None:
     if args.csv:
         print(f"Wrote {write_csv(rows, args.csv, labels)}.", file=sys.stderr)
+
+
+def _print_online(stream, as_json: bool) -> list[dict[str, Any]]:
+    """Print each labelled utterance as soon as it is labelled (a JSON line, or a table row); all rows back."""
+    rows = []
+    for row in stream:
+        rows.append(row)
+        line = json.dumps(row, ensure_ascii=False) if as_json else format_predictions([row]).splitlines()[-1]
+        if not as_json and len(rows) == 1:
+            print(format_predictions([row]).splitlines()[0])
+        print(line, flush=True)
+    return rows
 
 
 def _run_folder(labeller, videos: list[Path], args, labels) -> int:

@@ -174,3 +174,28 @@ def test_predict_online_prints_one_line_per_utterance(text_only_checkpoint, caps
     # Online, the first utterance is labelled from itself alone: as the whole pipeline labels a one-turn dialogue.
     alone = pipeline(str(text_only_checkpoint), device="cpu")({"utterances": conversation[:1]})[0]
     assert lines[0]["probabilities"] == pytest.approx(alone["probabilities"], abs=1e-5)
+
+
+def test_stream_with_a_causal_checkpoint_gives_the_whole_conversation_s_labels(tmp_path):
+    """A causal SDT (`causal=True`) labels each turn from the turns up to it: streamed one utterance at a time, it
+    gives the labels and probabilities of the whole conversation labelled at once (text features reused)."""
+    from hf_erc.features.encoders import TextEncoder
+    from hf_erc.features.extract import save_encoder_specs
+
+    torch.manual_seed(0)
+    config = SDTConfig.for_dataset(
+        "meld", modalities=["text"], text_dim=384, hidden_size=32, num_attention_heads=2, causal=True
+    )
+    SDTForEmotionRecognition(config).save_pretrained(tmp_path)
+    save_encoder_specs({"text": TextEncoder("minilm").spec}, tmp_path)
+    labeller = pipeline(str(tmp_path), device="cpu")
+    utterances = json.loads(SAMPLE_CONVERSATION.read_text())["utterances"]
+    whole = labeller({"utterances": utterances})
+    encoded = []
+    original = labeller.encoders["text"].encode
+    labeller.encoders["text"].encode = lambda texts, **kwargs: encoded.extend(texts) or original(texts, **kwargs)
+    streamed = list(labeller.stream(utterances))
+    assert encoded == [u["text"] for u in utterances]  # each text encoded once, when it arrived
+    assert [row["emotion"] for row in streamed] == [row["emotion"] for row in whole]
+    for online, offline in zip(streamed, whole):
+        assert online["probabilities"] == pytest.approx(offline["probabilities"], abs=1e-5)

@@ -18,6 +18,11 @@ along dimension 1 of its inputs as given by `attention_mask`; `expected_logits_s
 
 Models must return a `ModelOutput` with `loss` (given `labels`), `logits`, `modality_logits` (dict) and
 `loss_components` (dict of scalars).
+
+Dialogue-level models whose config has a `causal` field (online ERC) also run the causal tests: with
+`get_config(causal=True)` the per-turn outputs of turns `< k` must not depend on turns `>= k` (changed or removed);
+with `causal=False` they must (so the check can fail). They use `prepare_inputs` (a padded batch of dialogues along
+dimension 1) and `dialogue_batch`.
 """
 
 import json
@@ -27,6 +32,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModel
@@ -105,6 +111,35 @@ def dialogue_batch(config, lengths, num_turns, seed=0, missing=(), unlabelled=()
     speaker_ids = torch.randint(0, config.num_speakers, (batch_size, num_turns), generator=generator) * attention_mask
     inputs.update(attention_mask=attention_mask, speaker_ids=speaker_ids, modality_mask=modality_mask, labels=labels)
     return inputs
+
+
+def perturb_later_turns(inputs, first_changed, num_speakers, seed=0):
+    """`inputs` of a padded dialogue batch with the features and speakers of real turns `>= first_changed` replaced by
+    random values (and some of their modalities dropped); earlier turns and padding untouched."""
+    generator = torch.Generator().manual_seed(seed)
+    later = inputs["attention_mask"].bool().clone()
+    later[:, :first_changed] = False
+    changed = dict(inputs)
+    for name, value in inputs.items():
+        if name.endswith("_features"):
+            noise = 3.0 * torch.randn(value.shape, generator=generator, dtype=value.dtype)
+            changed[name] = torch.where(later.unsqueeze(-1), noise, value)
+    if inputs.get("speaker_ids") is not None:
+        speakers = torch.randint(0, num_speakers, inputs["speaker_ids"].shape, generator=generator)
+        changed["speaker_ids"] = torch.where(later, speakers, inputs["speaker_ids"])
+    if inputs.get("modality_mask") is not None:
+        dropped = (torch.rand(inputs["modality_mask"].shape, generator=generator) < 0.3) & later.unsqueeze(-1)
+        changed["modality_mask"] = inputs["modality_mask"] & ~dropped
+    return changed
+
+
+def truncate_turns(inputs, num_turns):
+    """`inputs` of a padded dialogue batch cut to its first `num_turns` turns (every tensor along dimension 1)."""
+    padded_length = inputs["attention_mask"].shape[1]
+    return {
+        name: value[:, :num_turns] if value.dim() >= 2 and value.shape[1] == padded_length else value
+        for name, value in inputs.items()
+    }
 
 
 class ModelTesterMixin:
@@ -192,7 +227,9 @@ class ModelTesterMixin:
         torch.testing.assert_close(as_tuple[1], as_dict.logits)
 
     def test_training_reduces_loss(self):
-        config = self.get_config()
+        self.check_training_reduces_loss(self.get_config())
+
+    def check_training_reduces_loss(self, config):
         model = self.build_model(config)
         inputs = self.prepare_inputs(config, seed=1)
         optimizer = torch.optim.Adam(model.parameters(), lr=self.learning_rate)
@@ -343,3 +380,109 @@ class ModelTesterMixin:
         assert set(outputs.modality_logits) <= {"text"}
         assert torch.isfinite(outputs.loss)
         outputs.loss.backward()
+
+    # --- online (causal) ERC: dialogue-level models whose config has `causal` ----------------------------
+    def get_causal_config(self, causal=True, **overrides):
+        if not hasattr(self.get_config(), "causal"):
+            pytest.skip(f"{type(self.get_config()).__name__} has no `causal` field (not a dialogue-level model)")
+        config = self.get_config(causal=causal, **overrides)
+        assert config.causal is causal
+        return config
+
+    def turn_outputs(self, outputs):
+        """The per-turn outputs: `logits` and every modality's logits, `{name: [batch, turns, labels]}`."""
+        named = {"logits": outputs.logits}
+        named.update({f"modality_logits.{name}": value for name, value in (outputs.modality_logits or {}).items()})
+        return named
+
+    def earlier_turn_changes(self, model, inputs, first_changed, seed=0):
+        """Largest change of any per-turn output on the real turns `< first_changed` when the turns `>=
+        first_changed` are (a) replaced by random features and (b) removed; `{case/output name: max |change|}`."""
+        cases = {
+            "changed": perturb_later_turns(inputs, first_changed, model.config.num_speakers, seed=seed),
+            "truncated": truncate_turns(inputs, first_changed),
+        }
+        earlier = inputs["attention_mask"][:, :first_changed].bool()
+        assert earlier.any()
+        with torch.no_grad():
+            reference = self.turn_outputs(model(**inputs))
+            changes = {}
+            for case, case_inputs in cases.items():
+                for name, value in self.turn_outputs(model(**case_inputs)).items():
+                    expected = reference[name][:, :first_changed][earlier]
+                    actual = value[:, :first_changed][earlier]
+                    assert torch.isfinite(actual).all(), f"{case}, {name}: not finite"
+                    changes[f"{case}/{name}"] = float((actual - expected).abs().max())
+        return changes
+
+    def test_causal_outputs_ignore_later_turns(self):
+        for implementation in ("sdpa", "eager"):
+            config = self.get_causal_config()
+            config._attn_implementation = implementation
+            model = self.build_model(config).eval()
+            inputs = self.prepare_inputs(config, batch_size=3)
+            assert not inputs["attention_mask"].bool().all(), "the batch must be padded"
+            for first_changed in (1, 2, 4):
+                changes = self.earlier_turn_changes(model, inputs, first_changed, seed=first_changed)
+                moved = {name: change for name, change in changes.items() if change > 1e-5}
+                assert not moved, f"{implementation}, turns >= {first_changed} changed earlier outputs: {moved}"
+
+    def test_non_causal_outputs_depend_on_later_turns(self):
+        # The same check with causal=False must fail: it proves the causal test can detect a leak.
+        config = self.get_causal_config(causal=False)
+        model = self.build_model(config).eval()
+        inputs = self.prepare_inputs(config, batch_size=3)
+        changes = self.earlier_turn_changes(model, inputs, first_changed=2, seed=2)
+        for case in ("changed", "truncated"):
+            assert changes[f"{case}/logits"] > 1e-3, (case, changes)
+            for name in self.turn_outputs(model(**inputs)):
+                assert changes[f"{case}/{name}"] > 1e-3, (case, name, changes)
+
+    def test_causal_save_load_round_trip(self, tmp_path):
+        config = self.get_causal_config()
+        model = self.build_model(config).eval()
+        inputs = self.prepare_inputs(config)
+        model.save_pretrained(tmp_path)
+        assert json.loads((tmp_path / "config.json").read_text())["causal"] is True
+        reloaded = self.model_class.from_pretrained(tmp_path).eval()
+        assert reloaded.config.causal is True
+        through_auto = AutoModel.from_pretrained(tmp_path).eval()
+        assert through_auto.config.causal is True
+        with torch.no_grad():
+            expected = model(**inputs)
+            self.assert_outputs_close(expected, reloaded(**inputs))
+            self.assert_outputs_close(expected, through_auto(**inputs))
+
+    def test_config_without_causal_loads_as_non_causal(self, tmp_path):
+        config = self.get_causal_config(causal=False)
+        assert type(config)().causal is False
+        config.save_pretrained(tmp_path)
+        saved = json.loads((tmp_path / "config.json").read_text())
+        assert saved.pop("causal") is False
+        (tmp_path / "config.json").write_text(json.dumps(saved))
+        assert type(config).from_pretrained(tmp_path).causal is False
+        assert AutoConfig.from_pretrained(tmp_path).causal is False
+
+    def test_causal_training_reduces_loss(self):
+        self.check_training_reduces_loss(self.get_causal_config())
+
+    def test_causal_masked_modalities_are_finite(self):
+        config = self.get_causal_config()
+        model = self.build_model(config).train()
+        # First turns with modalities missing: a causal query there has no valid key in the missing source.
+        first, *others = config.modalities
+        missing = [(0, 0, modality) for modality in others] + [(0, turn, others[-1]) for turn in range(3)] if others else []
+        missing += [(2, 0, first)] + [(2, 1, modality) for modality in config.modalities]
+        for inputs in (
+            dialogue_batch(config, [4, 1, 3], num_turns=4, seed=6, missing=missing),
+            self.prepare_edge_case_inputs(config),
+        ):
+            model.zero_grad()
+            outputs = model(**inputs)
+            for name, value in _tensors(outputs, "").items():
+                if value.is_floating_point():
+                    assert torch.isfinite(value).all(), f"output {name} is not finite"
+            outputs.loss.backward()
+            for name, parameter in model.named_parameters():
+                if parameter.grad is not None:
+                    assert torch.isfinite(parameter.grad).all(), f"gradient of {name} is not finite"

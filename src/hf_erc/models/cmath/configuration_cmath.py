@@ -109,6 +109,10 @@ class CMATHConfig(PretrainedConfig):
             the fine-grained representation and the coarse-grained mean).
         class_weights (`list[float]`, *optional*):
             Per-class weights of the cross-entropy terms (one per label), or `None`.
+        causal (`bool`, *optional*, defaults to `False`):
+            Online (causal) ERC: every attention of the CMA-Transformer also masks future turns and the
+            reconstruction U-Net's convolutions over turns are causal (left-padded), so each turn is labelled from
+            the turns up to it only (later turns never change earlier outputs). `False` reads the whole dialogue.
 
     Example:
 
@@ -159,6 +163,7 @@ class CMATHConfig(PretrainedConfig):
         logit_distillation_loss_weight=1.0,
         feature_distillation_loss_weight=1.0,
         class_weights=None,
+        causal=False,
         **kwargs,
     ):
         if isinstance(modalities, str):
@@ -216,6 +221,7 @@ class CMATHConfig(PretrainedConfig):
         self.logit_distillation_loss_weight = logit_distillation_loss_weight
         self.feature_distillation_loss_weight = feature_distillation_loss_weight
         self.class_weights = None if class_weights is None else [float(weight) for weight in class_weights]
+        self.causal = bool(causal)
         super().__init__(**kwargs)
         if self.class_weights is not None and len(self.class_weights) != self.num_labels:
             raise ValueError(

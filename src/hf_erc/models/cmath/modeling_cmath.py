@@ -110,6 +110,16 @@ Degenerate settings:
 
 The attention uses ``torch.nn.functional.scaled_dot_product_attention`` (``attn_implementation="sdpa"``) or an
 explicit softmax (``"eager"``); both mask padded keys. No Python loop runs over utterances or dialogues.
+
+Online (causal) ERC (``config.causal``, an addition to the paper): each turn is labelled from the turns up to it
+only. Turns are mixed in two places, and both become causal: every attention of the CMA-Transformer (self-attention
+of each modality, central <-> auxiliary cross-attention) masks key turns after the query turn, combined with the
+padding/missing-modality mask (a query with no valid past key gets a zero output); the reconstruction U-Net's
+convolutions over turns (down, up and skip-merge) are left-padded by ``kernel_size - 1`` instead of centred, so turn
+``t`` reads turns ``t - kernel_size + 1 .. t``. Everything else acts on one turn at a time: speaker and position
+embeddings, feed-forward blocks, layer norms, the augmentation gates, the variational fusion (a pooling over the
+modalities of one turn, not over turns) and the classifiers. The loss terms average over the batch's utterances,
+which affects training only, not any turn's output.
 """
 
 import math
@@ -185,11 +195,15 @@ def sinusoidal_position_encoding(length, dim, device=None, dtype=torch.float32):
 
 # Copied from hf_erc.models.sdt.modeling_sdt.SDTAttention with SDT->CMATH
 class CMATHAttention(nn.Module):
-    """Multi-head attention of target-modality queries over source-modality keys/values, padded keys masked."""
+    """Multi-head attention of target-modality queries over source-modality keys/values, padded keys masked.
+
+    With `config.causal`, queries and keys are the same turns of a dialogue and query turn `t` sees only key turns
+    `<= t` (the causal mask combined with the padding mask)."""
 
     def __init__(self, config):
         super().__init__()
         self.config = config
+        self.causal = config.causal
         self.num_heads = config.num_attention_heads
         self.head_dim = config.hidden_size // config.num_attention_heads
         self.dropout = config.dropout
@@ -211,8 +225,18 @@ class CMATHAttention(nn.Module):
 
         # A dialogue with no valid key (e.g. the source modality is missing throughout) would get a softmax
         # over nothing, i.e. NaN: let it attend everywhere and zero its output below.
-        has_key = key_mask.any(dim=-1)
-        attend = (key_mask | ~has_key[:, None])[:, None, None, :]
+        if self.causal:
+            # Per query turn: the valid keys among turns <= t; a query with none (e.g. a first turn whose source
+            # modality is missing) attends to its past turns only, still causal, and its output is zeroed.
+            past = torch.ones(query_length, key.shape[-2], dtype=torch.bool, device=key_mask.device).tril()
+            allowed = key_mask[:, None, None, :] & past
+            has_key = allowed.any(dim=-1, keepdim=True)
+            attend = allowed | (past & ~has_key)
+            keep = has_key[:, 0]
+        else:
+            has_key = key_mask.any(dim=-1)
+            attend = (key_mask | ~has_key[:, None])[:, None, None, :]
+            keep = has_key[:, None, None]
         dropout = self.dropout if self.training else 0.0
         if self.config._attn_implementation == "eager":
             scores = torch.matmul(query, key.transpose(-1, -2)) / math.sqrt(self.head_dim)
@@ -222,7 +246,7 @@ class CMATHAttention(nn.Module):
         else:
             context = F.scaled_dot_product_attention(query, key, value, attn_mask=attend, dropout_p=dropout)
         context = context.transpose(1, 2).reshape(batch_size, query_length, hidden_size)
-        context = context * has_key[:, None, None].to(context.dtype)
+        context = context * keep.to(context.dtype)
         return self.out_proj(context)
 
 
@@ -244,6 +268,8 @@ class CMATHModalityReconstruction(nn.Module):
         super().__init__()
         self.widths = reconstruction_widths(input_dim, config.hidden_size, config.reconstruction_num_layers)
         kernel_size = config.reconstruction_kernel_size
+        self.kernel_size = kernel_size
+        self.causal = config.causal
         padding = kernel_size // 2
         levels = config.reconstruction_num_layers
         self.down_convs = nn.ModuleList(
@@ -257,24 +283,31 @@ class CMATHModalityReconstruction(nn.Module):
             [nn.Conv1d(2 * self.widths[i], self.widths[i], kernel_size, padding=padding) for i in range(1, levels)]
         )
 
+    def _convolve(self, conv, hidden):
+        """`conv` over the turns; with `config.causal` left-padded by `kernel_size - 1` zeros instead of centred, so
+        turn `t` reads turns `t - kernel_size + 1 .. t` only (same weights, shifted window)."""
+        if not self.causal:
+            return conv(hidden)
+        return F.conv1d(F.pad(hidden, (self.kernel_size - 1, 0)), conv.weight, conv.bias)
+
     def forward(self, features, utterance_mask):
         """`features` `[B, T, D]` (zeros where absent), `utterance_mask` bool `[B, T]` -> compressed, rebuilt."""
         keep = utterance_mask.unsqueeze(1).to(features.dtype)
         hidden = features.transpose(1, 2)
         encoder_states = []
         for level, conv in enumerate(self.down_convs):
-            hidden = conv(hidden)
+            hidden = self._convolve(conv, hidden)
             if level < len(self.down_convs) - 1:
                 hidden = F.gelu(hidden)
             hidden = hidden * keep
             encoder_states.append(hidden)
         compressed = hidden
         for level in range(len(self.up_convs) - 1, -1, -1):
-            hidden = self.up_convs[level](hidden)
+            hidden = self._convolve(self.up_convs[level], hidden)
             if level > 0:
                 hidden = F.gelu(hidden) * keep
                 merged = torch.cat([hidden, encoder_states[level - 1]], dim=1)
-                hidden = F.gelu(self.skip_merges[level - 1](merged))
+                hidden = F.gelu(self._convolve(self.skip_merges[level - 1], merged))
             hidden = hidden * keep
         return compressed.transpose(1, 2), hidden.transpose(1, 2)
 

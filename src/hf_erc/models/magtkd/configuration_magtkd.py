@@ -253,6 +253,11 @@ class MAGTKDConfig(PretrainedConfig):
             drops it; IEMOCAP 1).
         dataset_name (`str`, *optional*):
             The dataset whose labels and preset the model uses (`"meld"` or `"iemocap"`), set by `for_dataset`.
+        causal (`bool`, *optional*, defaults to `False`):
+            Online (causal) ERC for the fusion: every intra- and inter-modal attention over the dialogue's turns
+            also masks future turns, so each turn is labelled from the turns up to it only (later turns never change
+            earlier outputs). `False` is the reference, which reads the whole dialogue. The unimodal models read one
+            utterance (text: with the turns before it) and are causal either way.
 
     Example:
 
@@ -310,6 +315,7 @@ class MAGTKDConfig(PretrainedConfig):
         logit_distillation_weight=1.0,
         feature_distillation_weight=0.0,
         dataset_name=None,
+        causal=False,
         **kwargs,
     ):
         self.text_config = _sub_config(text_config, RobertaConfig, _ROBERTA_LARGE)
@@ -351,6 +357,7 @@ class MAGTKDConfig(PretrainedConfig):
         self.logit_distillation_weight = logit_distillation_weight
         self.feature_distillation_weight = feature_distillation_weight
         self.dataset_name = dataset_name
+        self.causal = bool(causal)
         if kwargs.get("id2label") is None and kwargs.get("num_labels") is None:
             kwargs["id2label"] = dict(enumerate(_DATASET_LABELS["meld"]))
             kwargs["label2id"] = {label: index for index, label in enumerate(_DATASET_LABELS["meld"])}

@@ -74,6 +74,13 @@ differs on purpose:
   not; the reference's utterances are all labelled). With every modality present this is the reference.
 - The attention uses ``torch.nn.functional.scaled_dot_product_attention`` (``attn_implementation="sdpa"``, the
   default) or an explicit softmax (``"eager"``); the reference fills masked scores with -1e9, the same result.
+- Online (causal) ERC (``config.causal``, not in the paper or the reference): every intra- and inter-modal
+  attention of the fusion (the audio/video enhancement and the text anchor) also masks future turns, combined with
+  the padding/missing-modality mask (query turn ``t`` sees key turns ``<= t``; one with no valid past key gets a zero
+  output). Those attentions are the only place the fusion mixes turns: speaker/position embeddings, gates,
+  reductions and classifiers act on each turn alone. The enhanced audio/video the anchor attends to are themselves
+  causal, so the whole prediction is. The distillation losses compare utterances across the batch (training only;
+  no turn's output depends on them). The unimodal models read one utterance (text: with the turns before it).
 - The full text of the paper was not available while writing this (only its abstract and introduction); the
   architecture and losses follow the released code.
 """
@@ -217,11 +224,15 @@ def sinusoidal_position_encoding(length, dim, device=None, dtype=torch.float32):
 
 # Copied from hf_erc.models.sdt.modeling_sdt.SDTAttention with SDT->MAGTKD
 class MAGTKDAttention(nn.Module):
-    """Multi-head attention of target-modality queries over source-modality keys/values, padded keys masked."""
+    """Multi-head attention of target-modality queries over source-modality keys/values, padded keys masked.
+
+    With `config.causal`, queries and keys are the same turns of a dialogue and query turn `t` sees only key turns
+    `<= t` (the causal mask combined with the padding mask)."""
 
     def __init__(self, config):
         super().__init__()
         self.config = config
+        self.causal = config.causal
         self.num_heads = config.num_attention_heads
         self.head_dim = config.hidden_size // config.num_attention_heads
         self.dropout = config.dropout
@@ -243,8 +254,18 @@ class MAGTKDAttention(nn.Module):
 
         # A dialogue with no valid key (e.g. the source modality is missing throughout) would get a softmax
         # over nothing, i.e. NaN: let it attend everywhere and zero its output below.
-        has_key = key_mask.any(dim=-1)
-        attend = (key_mask | ~has_key[:, None])[:, None, None, :]
+        if self.causal:
+            # Per query turn: the valid keys among turns <= t; a query with none (e.g. a first turn whose source
+            # modality is missing) attends to its past turns only, still causal, and its output is zeroed.
+            past = torch.ones(query_length, key.shape[-2], dtype=torch.bool, device=key_mask.device).tril()
+            allowed = key_mask[:, None, None, :] & past
+            has_key = allowed.any(dim=-1, keepdim=True)
+            attend = allowed | (past & ~has_key)
+            keep = has_key[:, 0]
+        else:
+            has_key = key_mask.any(dim=-1)
+            attend = (key_mask | ~has_key[:, None])[:, None, None, :]
+            keep = has_key[:, None, None]
         dropout = self.dropout if self.training else 0.0
         if self.config._attn_implementation == "eager":
             scores = torch.matmul(query, key.transpose(-1, -2)) / math.sqrt(self.head_dim)
@@ -254,7 +275,7 @@ class MAGTKDAttention(nn.Module):
         else:
             context = F.scaled_dot_product_attention(query, key, value, attn_mask=attend, dropout_p=dropout)
         context = context.transpose(1, 2).reshape(batch_size, query_length, hidden_size)
-        context = context * has_key[:, None, None].to(context.dtype)
+        context = context * keep.to(context.dtype)
         return self.out_proj(context)
 
 

@@ -117,6 +117,10 @@ class SDTConfig(PretrainedConfig):
             How speaker names map to `speaker_ids` (IEMOCAP: `{"M": 0, "F": 1}`). `None` numbers the speakers of
             each dialogue by order of first appearance, capped at `num_speakers - 1`, as the MELD features do.
             Stored so that inference builds the same ids as training.
+        causal (`bool`, *optional*, defaults to `False`):
+            Online (causal) ERC: every attention over the dialogue's turns also masks future turns, so each turn is
+            labelled from the turns up to it only (later turns never change earlier outputs). `False` is the
+            paper's model, which reads the whole dialogue.
 
     Example:
 
@@ -154,6 +158,7 @@ class SDTConfig(PretrainedConfig):
         class_weights=None,
         dataset_name=None,
         speaker_vocab=None,
+        causal=False,
         **kwargs,
     ):
         if isinstance(modalities, str):
@@ -190,6 +195,7 @@ class SDTConfig(PretrainedConfig):
         self.class_weights = None if class_weights is None else [float(weight) for weight in class_weights]
         self.dataset_name = dataset_name
         self.speaker_vocab = None if speaker_vocab is None else {str(name): int(index) for name, index in speaker_vocab.items()}
+        self.causal = bool(causal)
         super().__init__(**kwargs)
         if self.class_weights is not None and len(self.class_weights) != self.num_labels:
             raise ValueError(

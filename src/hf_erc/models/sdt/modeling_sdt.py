@@ -59,6 +59,11 @@ Choices where the reference is silent or where this implementation differs on pu
   takes their argmax); padding positions use the zero padding row, as in the reference.
 - The attention uses ``torch.nn.functional.scaled_dot_product_attention`` (``attn_implementation="sdpa"``,
   the default) or an explicit softmax (``"eager"``); both mask padded keys.
+- Online (causal) ERC, not in the paper: with ``config.causal`` every intra- and inter-modal attention also
+  masks future turns (query turn ``t`` sees key turns ``<= t``), so each turn is labelled from the turns up to
+  it only. The attentions are the only place turns are mixed: the projections, speaker and position
+  embeddings, gates, fusion (over modalities) and classifiers act on each turn alone. A query with no valid
+  past key (e.g. a first turn whose source modality is missing) gets a zero attention output.
 The full text of the paper was not available while writing this; where the paper and the code could differ,
 the code was followed.
 """
@@ -123,11 +128,15 @@ def sinusoidal_position_encoding(length, dim, device=None, dtype=torch.float32):
 
 
 class SDTAttention(nn.Module):
-    """Multi-head attention of target-modality queries over source-modality keys/values, padded keys masked."""
+    """Multi-head attention of target-modality queries over source-modality keys/values, padded keys masked.
+
+    With `config.causal`, queries and keys are the same turns of a dialogue and query turn `t` sees only key turns
+    `<= t` (the causal mask combined with the padding mask)."""
 
     def __init__(self, config):
         super().__init__()
         self.config = config
+        self.causal = config.causal
         self.num_heads = config.num_attention_heads
         self.head_dim = config.hidden_size // config.num_attention_heads
         self.dropout = config.dropout
@@ -149,8 +158,18 @@ class SDTAttention(nn.Module):
 
         # A dialogue with no valid key (e.g. the source modality is missing throughout) would get a softmax
         # over nothing, i.e. NaN: let it attend everywhere and zero its output below.
-        has_key = key_mask.any(dim=-1)
-        attend = (key_mask | ~has_key[:, None])[:, None, None, :]
+        if self.causal:
+            # Per query turn: the valid keys among turns <= t; a query with none (e.g. a first turn whose source
+            # modality is missing) attends to its past turns only, still causal, and its output is zeroed.
+            past = torch.ones(query_length, key.shape[-2], dtype=torch.bool, device=key_mask.device).tril()
+            allowed = key_mask[:, None, None, :] & past
+            has_key = allowed.any(dim=-1, keepdim=True)
+            attend = allowed | (past & ~has_key)
+            keep = has_key[:, 0]
+        else:
+            has_key = key_mask.any(dim=-1)
+            attend = (key_mask | ~has_key[:, None])[:, None, None, :]
+            keep = has_key[:, None, None]
         dropout = self.dropout if self.training else 0.0
         if self.config._attn_implementation == "eager":
             scores = torch.matmul(query, key.transpose(-1, -2)) / math.sqrt(self.head_dim)
@@ -160,7 +179,7 @@ class SDTAttention(nn.Module):
         else:
             context = F.scaled_dot_product_attention(query, key, value, attn_mask=attend, dropout_p=dropout)
         context = context.transpose(1, 2).reshape(batch_size, query_length, hidden_size)
-        context = context * has_key[:, None, None].to(context.dtype)
+        context = context * keep.to(context.dtype)
         return self.out_proj(context)
 
 

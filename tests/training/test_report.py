@@ -1,0 +1,281 @@
+"""scripts/report.py: mean ± std over seeds of scripts/train.py runs, on a tiny synthetic feature dataset."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
+
+from hf_erc.data.export import save_parquet_repo
+from hf_erc.labels import MELD_EMOTIONS
+from hf_erc.training import report
+from hf_erc.training import run as train_run
+from tests.utils.training import read_json, run_script
+
+TEXT_DIM, AUDIO_DIM = 8, 5
+
+
+def synthetic_split(num_dialogues, seed, split):
+    """Utterance rows of the data contract with learnable text and (partly missing) audio features."""
+    generator = np.random.default_rng(seed)
+    rows = {name: [] for name in ("dialogue_id", "turn", "speaker", "text", "emotion", "text_features", "audio_features")}
+    for dialogue in range(num_dialogues):
+        for turn in range(int(generator.integers(2, 6))):
+            emotion = int(generator.integers(0, 3))  # neutral, surprise, fear
+            text = generator.normal(scale=0.3, size=TEXT_DIM)
+            text[emotion] += 2.0
+            audio = None if generator.random() < 0.2 else generator.normal(size=AUDIO_DIM).tolist()
+            rows["dialogue_id"].append(f"dia{dialogue}")
+            rows["turn"].append(turn)
+            rows["speaker"].append(str(generator.choice(["Ross", "Rachel", "Joey"])))
+            rows["text"].append(f"utterance {turn}")
+            rows["emotion"].append(emotion)
+            rows["text_features"].append(text.tolist())
+            rows["audio_features"].append(audio)
+    features = Features(
+        {
+            "dialogue_id": Value("string"),
+            "turn": Value("int32"),
+            "speaker": Value("string"),
+            "text": Value("string"),
+            "emotion": ClassLabel(names=list(MELD_EMOTIONS)),
+            "text_features": List(Value("float32")),
+            "audio_features": List(Value("float32")),
+        }
+    )
+    return Dataset.from_dict(rows, features=features, split=split)
+
+
+@pytest.fixture(scope="module")
+def feature_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("meld_features")
+    dataset_dict = DatasetDict(
+        {
+            "train": synthetic_split(8, 0, "train"),
+            "validation": synthetic_split(6, 1, "validation"),
+            "test": synthetic_split(6, 2, "test"),
+        }
+    )
+    save_parquet_repo(dataset_dict, path, "# Synthetic MELD-like features for tests\n")
+    return path
+
+
+def write_config(path, data_dir, output_dir):
+    config = {
+        "model_type": "sdt",
+        "dataset_name": "meld",
+        "data_dir": str(data_dir),
+        "modalities": ["text", "audio"],
+        "config_overrides": {"hidden_size": 16, "num_attention_heads": 2, "dropout": 0.1},
+        "output_dir": str(output_dir),
+        "num_train_epochs": 2,
+        "per_device_train_batch_size": 4,
+        "per_device_eval_batch_size": 4,
+        "learning_rate": 1e-3,
+        "seed": 0,
+        "disable_tqdm": True,
+        "use_cpu": True,
+        "save_total_limit": 1,
+    }
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def count_train_runs(monkeypatch, fake=None):
+    """Record the argv of every `run.main` call report.py makes; `fake(argv)` replaces the training if given."""
+    calls = []
+    original = train_run.main
+
+    def main(argv=None):
+        calls.append(list(argv))
+        return (fake or original)(argv)
+
+    monkeypatch.setattr(train_run, "main", main)
+    return calls
+
+
+def flag(argv, name):
+    return argv[argv.index(name) + 1]
+
+
+def test_two_seeds_mean_std_files_reuse_and_same_as_separate_processes(tmp_path, feature_dir, monkeypatch, capsys):
+    config = write_config(tmp_path / "run.yaml", feature_dir, tmp_path / "unused")
+    root = tmp_path / "runs"
+    calls = count_train_runs(monkeypatch)
+    command = ["--config", str(config), "--seeds", "3", "5", "--output_root", str(root), "--per-class"]
+    command += ["--markdown", str(tmp_path / "table.md"), "--json", str(tmp_path / "table.json")]
+    command += ["--num_train_epochs", "1"]  # passed through to train.py, beating the config's 2
+    assert report.main(command) == 0
+    assert [flag(argv, "--seed") for argv in calls] == ["3", "5"]
+    output = capsys.readouterr().out
+
+    results = [read_json(root / f"seed-{seed}" / "all_results.json") for seed in (3, 5)]
+    assert [r["epoch"] for r in results] == [1.0, 1.0]
+    assert results[0]["train_loss"] != results[1]["train_loss"]  # --seed reached each run
+    summary = read_json(tmp_path / "table.json")
+    table = (tmp_path / "table.md").read_text(encoding="utf-8")
+    assert table in output
+    for title, key in (("weighted F1", "weighted_f1"), ("accuracy", "accuracy"), ("macro F1", "macro_f1")):
+        cells = []
+        for prefix, split in (("eval", "validation"), ("test", "test")):
+            values = 100 * np.array([r[f"{prefix}_{key}"] for r in results])
+            entry = summary[key][split]
+            np.testing.assert_allclose(entry["values"], values)
+            assert entry["mean"] == pytest.approx(np.mean(values))
+            assert entry["std"] == pytest.approx(np.std(values, ddof=1))
+            cells.append(f"{np.mean(values):.2f} ± {np.std(values, ddof=1):.2f}")
+        assert f"| {title} | {cells[0]} | {cells[1]} |" in table.splitlines()
+    assert table.splitlines()[0] == "| metric | validation | test |"
+    assert "| F1 neutral |" in table and "| F1 anger |" in table and "f1_neutral" in summary
+    per_seed = ", ".join(f"{s}: {100 * r['test_weighted_f1']:.2f}" for s, r in zip((3, 5), results))
+    assert f"Seeds 3, 5 (2 runs); test weighted F1 per seed (%): {per_seed}" in table
+
+    # Run again: both seeds finished with the same config and flags, so nothing trains and nothing is rewritten.
+    mtimes = [(root / f"seed-{seed}" / "all_results.json").stat().st_mtime_ns for seed in (3, 5)]
+    assert report.main(command) == 0
+    assert len(calls) == 2
+    assert "reused the finished runs of seed(s) 3, 5" in capsys.readouterr().out
+    assert [(root / f"seed-{seed}" / "all_results.json").stat().st_mtime_ns for seed in (3, 5)] == mtimes
+    assert read_json(tmp_path / "table.json") == summary
+
+    # The second seed, trained after another run in this process, equals the same seed in a fresh process.
+    separate = tmp_path / "separate"
+    run_script(
+        [sys.executable, "scripts/train.py", "--config", str(config), "--seed", "5", "--output_dir", str(separate)]
+        + ["--num_train_epochs", "1"]
+    )
+    fresh = read_json(separate / "all_results.json")
+    for key in ("train_loss", "eval_loss", "eval_weighted_f1", "eval_macro_f1", "test_weighted_f1", "test_accuracy"):
+        assert results[1][key] == pytest.approx(fresh[key], rel=1e-5, abs=1e-7), key
+
+
+def fake_training(values_per_seed, fail_seed=None):
+    """A stand-in for `run.main` that writes all_results.json with `values_per_seed[seed]` for every metric."""
+
+    def main(argv):
+        seed = int(flag(argv, "--seed"))
+        if seed == fail_seed:
+            raise RuntimeError("CUDA out of memory (fake)")
+        output_dir = Path(flag(argv, "--output_dir"))
+        output_dir.mkdir(parents=True, exist_ok=True)
+        value = values_per_seed[seed]
+        results = {f"{prefix}_{key}": value for prefix in ("eval", "test") for key in ("weighted_f1", "accuracy")}
+        results.update({"eval_macro_f1": value / 2, "test_macro_f1": value / 2, "eval_f1_joy": value})
+        (output_dir / "all_results.json").write_text(json.dumps(results), encoding="utf-8")
+        return 0
+
+    return main
+
+
+def test_a_failing_seed_stops_the_report_and_the_finished_seeds_are_reused(tmp_path, monkeypatch, capsys):
+    config = write_config(tmp_path / "run.yaml", tmp_path, tmp_path / "config-output")
+    calls = count_train_runs(monkeypatch, fake_training({1: 0.5, 2: 0.6, 7: 0.7}, fail_seed=2))
+    command = ["--config", str(config), "--seeds", "1", "2", "7", "--json", str(tmp_path / "r.json")]
+    assert report.main(command) == 1
+    error = capsys.readouterr().err
+    assert "report.py: error: seed 2" in error and "RuntimeError: CUDA out of memory (fake)" in error
+    assert [flag(argv, "--seed") for argv in calls] == ["1", "2"]  # seed 7 never ran
+    assert not (tmp_path / "r.json").exists()
+    # The default output root is the config's output_dir.
+    assert flag(calls[0], "--output_dir") == str(tmp_path / "config-output" / "seed-1")
+
+    # A run that returns an error status is a failure too.
+    monkeypatch.setattr(train_run, "main", lambda argv: 2)
+    assert report.main(command) == 1
+    error = capsys.readouterr().err
+    assert "report.py: error: seed 2 " in error and "exited with status 2" in error
+
+    # Fixed: seed 1 is reused, 2 and 7 run.
+    calls = count_train_runs(monkeypatch, fake_training({1: 0.5, 2: 0.6, 7: 0.7}))
+    assert report.main(command) == 0
+    assert [flag(argv, "--seed") for argv in calls] == ["2", "7"]
+    summary = read_json(tmp_path / "r.json")
+    assert summary["weighted_f1"]["test"]["values"] == pytest.approx([50.0, 60.0, 70.0])
+    assert summary["weighted_f1"]["test"]["std"] == pytest.approx(10.0)
+    assert summary["macro_f1"]["validation"]["mean"] == pytest.approx(30.0)
+
+    # --retrain runs every seed again; a changed config file or changed flags retrain too.
+    assert report.main(command + ["--retrain"]) == 0
+    assert len(calls) == 5
+    assert report.main(command + ["--learning_rate", "0.1"]) == 0
+    assert len(calls) == 8 and calls[-1][-2:] == ["--learning_rate", "0.1"]
+    assert report.main(command + ["--learning_rate", "0.1"]) == 0
+    assert len(calls) == 8
+    config.write_text(config.read_text(encoding="utf-8") + "warmup_steps: 1\n", encoding="utf-8")
+    assert report.main(command + ["--learning_rate", "0.1"]) == 0
+    assert len(calls) == 11
+
+
+def test_one_seed_evaluation_only_flags_pass_through(tmp_path, monkeypatch, capsys):
+    config = write_config(tmp_path / "run.yaml", tmp_path, tmp_path / "unused")
+    calls = count_train_runs(monkeypatch, fake_training({42: 0.5}))
+    command = ["--config", str(config), "--seeds", "42", "--output_root", str(tmp_path / "eval"), "--per_class"]
+    command += ["--do_train", "false", "--model_name_or_path", "some/checkpoint", "--markdown", str(tmp_path / "t.md")]
+    assert report.main(command) == 0
+    assert calls == [
+        ["--config", str(config), "--seed", "42", "--output_dir", str(tmp_path / "eval" / "seed-42")]
+        + ["--do_train", "false", "--model_name_or_path", "some/checkpoint"]
+    ]
+    lines = (tmp_path / "t.md").read_text(encoding="utf-8").splitlines()
+    assert lines[2] == "| weighted F1 | 50.00 ± – | 50.00 ± – |"
+    assert lines[4] == "| macro F1 | 25.00 ± – | 25.00 ± – |"
+    assert lines[5] == "| F1 joy | 50.00 ± – | - |"  # no config.json: the classes found in the results
+    assert lines[-1] == "Seeds 42 (1 run); test weighted F1 per seed (%): 42: 50.00"
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("reserved", [["--seed", "1"], ["--output_dir=x"], ["--seeds", "1", "1"]])
+def test_flags_set_per_seed_are_refused(tmp_path, reserved, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        report.parse_report_arguments(["--config", "c.yaml", "--seeds", "1", *reserved])
+    assert exit_info.value.code == 2
+    assert "report.py: error:" in capsys.readouterr().err
+
+
+def test_a_missing_config_is_reported(tmp_path, capsys):
+    assert report.main(["--config", str(tmp_path / "none.yaml"), "--seeds", "1", "--output_root", str(tmp_path)]) == 2
+    assert "none.yaml does not exist" in capsys.readouterr().err
+
+
+FAKE_TRAIN_SCRIPT = """
+import json, sys
+from pathlib import Path
+argv = sys.argv[1:]
+seed, output_dir = int(argv[argv.index("--seed") + 1]), Path(argv[argv.index("--output_dir") + 1])
+if seed == 9:
+    sys.exit(3)
+output_dir.mkdir(parents=True, exist_ok=True)
+(output_dir / "all_results.json").write_text(json.dumps({"eval_weighted_f1": seed / 10, "test_weighted_f1": seed / 20}))
+(output_dir / "argv.json").write_text(json.dumps(argv))
+"""
+
+
+def test_launcher_runs_each_seed_in_its_own_process(tmp_path, capsys, monkeypatch):
+    config = write_config(tmp_path / "run.yaml", tmp_path, tmp_path / "unused")
+    script = tmp_path / "fake_train.py"
+    script.write_text(FAKE_TRAIN_SCRIPT, encoding="utf-8")
+    root = tmp_path / "runs"
+    command = ["--config", str(config), "--seeds", "2", "4", "--output_root", str(root), "--launcher", "python"]
+    command += ["--json", str(tmp_path / "r.json"), "--num_train_epochs", "1"]
+    assert report.main(command, train_script=script) == 0
+    assert read_json(root / "seed-4" / "argv.json") == [
+        "--config", str(config), "--seed", "4", "--output_dir", str(root / "seed-4"), "--num_train_epochs", "1"
+    ]
+    summary = read_json(tmp_path / "r.json")
+    assert summary["weighted_f1"]["validation"]["values"] == pytest.approx([20.0, 40.0])
+    assert summary["weighted_f1"]["test"]["mean"] == pytest.approx(15.0)
+    assert "accuracy" not in summary and "| accuracy | - | - |" in capsys.readouterr().out
+    # Another launcher is another run: the seeds train again.
+    mtime = (root / "seed-2" / "all_results.json").stat().st_mtime_ns
+    assert report.main(command[:-2] + ["--launcher", "python3", "--num_train_epochs", "1"], train_script=script) == 0
+    assert (root / "seed-2" / "all_results.json").stat().st_mtime_ns != mtime
+
+    assert report.main(command[:4] + ["9"] + command[5:], train_script=script) == 1
+    assert "report.py: error: seed 9 " in capsys.readouterr().err
+
+    monkeypatch.setenv("WORLD_SIZE", "2")  # started with `accelerate launch`
+    assert report.main(command, train_script=script) == 2
+    assert "--launcher" in capsys.readouterr().err

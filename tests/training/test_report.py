@@ -7,60 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
 
-from hf_erc.data.export import save_parquet_repo
-from hf_erc.labels import MELD_EMOTIONS
 from hf_erc.training import report
 from hf_erc.training import run as train_run
+from tests.utils.synthetic_features import write_feature_dataset
 from tests.utils.training import read_json, run_script
 
-TEXT_DIM, AUDIO_DIM = 8, 5
-
-
-def synthetic_split(num_dialogues, seed, split):
-    """Utterance rows of the data contract with learnable text and (partly missing) audio features."""
-    generator = np.random.default_rng(seed)
-    rows = {name: [] for name in ("dialogue_id", "turn", "speaker", "text", "emotion", "text_features", "audio_features")}
-    for dialogue in range(num_dialogues):
-        for turn in range(int(generator.integers(2, 6))):
-            emotion = int(generator.integers(0, 3))  # neutral, surprise, fear
-            text = generator.normal(scale=0.3, size=TEXT_DIM)
-            text[emotion] += 2.0
-            audio = None if generator.random() < 0.2 else generator.normal(size=AUDIO_DIM).tolist()
-            rows["dialogue_id"].append(f"dia{dialogue}")
-            rows["turn"].append(turn)
-            rows["speaker"].append(str(generator.choice(["Ross", "Rachel", "Joey"])))
-            rows["text"].append(f"utterance {turn}")
-            rows["emotion"].append(emotion)
-            rows["text_features"].append(text.tolist())
-            rows["audio_features"].append(audio)
-    features = Features(
-        {
-            "dialogue_id": Value("string"),
-            "turn": Value("int32"),
-            "speaker": Value("string"),
-            "text": Value("string"),
-            "emotion": ClassLabel(names=list(MELD_EMOTIONS)),
-            "text_features": List(Value("float32")),
-            "audio_features": List(Value("float32")),
-        }
-    )
-    return Dataset.from_dict(rows, features=features, split=split)
 
 
 @pytest.fixture(scope="module")
 def feature_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("meld_features")
-    dataset_dict = DatasetDict(
-        {
-            "train": synthetic_split(8, 0, "train"),
-            "validation": synthetic_split(6, 1, "validation"),
-            "test": synthetic_split(6, 2, "test"),
-        }
-    )
-    save_parquet_repo(dataset_dict, path, "# Synthetic MELD-like features for tests\n")
-    return path
+    return write_feature_dataset(tmp_path_factory.mktemp("meld_features"), 8)
 
 
 def write_config(path, data_dir, output_dir):

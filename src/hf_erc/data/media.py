@@ -9,6 +9,7 @@ the file, so a builder can mark the modality missing and a user knows what to fi
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,6 +54,24 @@ def _open(path):
         raise MediaDecodeError(path, f"{type(error).__name__}: {error}") from error
 
 
+@contextmanager
+def _decoding(path, kind: str):
+    """``(container, stream)`` of ``path``'s first ``kind`` (``"audio"``/``"video"``) stream, closed afterwards; a
+    missing stream or any decoder failure inside becomes a :class:`MediaDecodeError` naming the file."""
+    container = _open(path)
+    try:
+        streams = container.streams.audio if kind == "audio" else container.streams.video
+        if not streams:
+            raise MediaDecodeError(path, f"no {kind} stream")
+        yield container, streams[0]
+    except MediaDecodeError:
+        raise
+    except Exception as error:  # PyAV raises several error types while decoding
+        raise MediaDecodeError(path, f"{kind} decoding failed ({type(error).__name__}: {error})") from error
+    finally:
+        container.close()
+
+
 def probe_media(path: str | os.PathLike, decode: bool = True) -> MediaInfo:
     """Which streams ``path`` holds; with ``decode`` also check that a first frame of each decodes."""
     container = _open(path)
@@ -90,11 +109,7 @@ def decode_audio(
     """Mono float32 waveform of ``path`` resampled to ``sampling_rate``, optionally cut to ``[start, end)`` seconds."""
     import av
 
-    container = _open(path)
-    try:
-        if not container.streams.audio:
-            raise MediaDecodeError(path, "no audio stream")
-        stream = container.streams.audio[0]
+    with _decoding(path, "audio") as (container, stream):
         # Keep the source channels and average them: FFmpeg's own stereo -> mono matrix scales each
         # channel by 0.707 and sums, which leaves [-1, 1] for loud stereo.
         resampler = av.AudioResampler(format="fltp", rate=sampling_rate)
@@ -103,24 +118,17 @@ def decode_audio(
         # The waveform then starts at the first decoded frame's time (`offset`).
         offset = 0.0
         seek = start is not None and start > _AUDIO_SEEK_AFTER and stream.time_base is not None
-        try:
-            if seek:
-                container.seek(int((start - _AUDIO_SEEK_AFTER) / stream.time_base), stream=stream, backward=True)
-            for index, frame in enumerate(container.decode(stream)):
-                if seek and index == 0:
-                    offset = float(frame.time or 0.0)
-                if end is not None and frame.time is not None and frame.time > end + _AUDIO_SEEK_AFTER:
-                    break
-                for resampled in resampler.resample(frame):
-                    chunks.append(resampled.to_ndarray().mean(axis=0))
-            for resampled in resampler.resample(None):
+        if seek:
+            container.seek(int((start - _AUDIO_SEEK_AFTER) / stream.time_base), stream=stream, backward=True)
+        for index, frame in enumerate(container.decode(stream)):
+            if seek and index == 0:
+                offset = float(frame.time or 0.0)
+            if end is not None and frame.time is not None and frame.time > end + _AUDIO_SEEK_AFTER:
+                break
+            for resampled in resampler.resample(frame):
                 chunks.append(resampled.to_ndarray().mean(axis=0))
-        except MediaDecodeError:
-            raise
-        except Exception as error:
-            raise MediaDecodeError(path, f"audio decoding failed ({type(error).__name__}: {error})") from error
-    finally:
-        container.close()
+        for resampled in resampler.resample(None):
+            chunks.append(resampled.to_ndarray().mean(axis=0))
     if not chunks and seek:
         raise MediaDecodeError(path, f"empty audio segment [{start}, {end}) s (the audio ends before it)")
     if not chunks:
@@ -167,11 +175,7 @@ def decode_video_frames(
     """
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
-    container = _open(path)
-    try:
-        if not container.streams.video:
-            raise MediaDecodeError(path, "no video stream")
-        stream = container.streams.video[0]
+    with _decoding(path, "video") as (container, stream):
         if start:
             # Seek near the segment start (in stream time base) so long recordings are not decoded from 0.
             offset = int(start / stream.time_base) if stream.time_base else 0
@@ -180,37 +184,21 @@ def decode_video_frames(
         for frame in _frames_in_window(container, stream, start, end):
             height, width = size if size is not None else (frame.height, frame.width)
             frames.append(frame.to_ndarray(format="rgb24", width=width, height=height))
-        if not frames:
-            where = "" if start is None and end is None else f" in [{start}, {end}) s"
-            raise MediaDecodeError(path, f"no decodable video frames{where}")
-        if frame_indices is None:
-            indices = np.linspace(0, len(frames) - 1, num_frames).round().astype(int)
-        else:
-            indices = frame_indices(len(frames))
-    except MediaDecodeError:
-        raise
-    except Exception as error:
-        raise MediaDecodeError(path, f"video decoding failed ({type(error).__name__}: {error})") from error
-    finally:
-        container.close()
+    if not frames:
+        where = "" if start is None and end is None else f" in [{start}, {end}) s"
+        raise MediaDecodeError(path, f"no decodable video frames{where}")
+    if frame_indices is None:
+        indices = np.linspace(0, len(frames) - 1, num_frames).round().astype(int)
+    else:
+        indices = frame_indices(len(frames))
     return np.stack([frames[index] for index in indices])
 
 
 def resized_frame_size(path: str | os.PathLike, shortest_edge: int) -> tuple[int, int]:
     """``(height, width)`` of the clip's frames resized to ``shortest_edge`` on their shorter side, aspect kept
     (an image processor then centre-crops, as TelME's reference does after resizing)."""
-    container = _open(path)
-    try:
-        if not container.streams.video:
-            raise MediaDecodeError(path, "no video stream")
-        context = container.streams.video[0].codec_context
-        height, width = context.height, context.width
-    except MediaDecodeError:
-        raise
-    except Exception as error:
-        raise MediaDecodeError(path, f"{type(error).__name__}: {error}") from error
-    finally:
-        container.close()
+    with _decoding(path, "video") as (_, stream):
+        height, width = stream.codec_context.height, stream.codec_context.width
     if not height or not width:
         return shortest_edge, shortest_edge
     if height <= width:
@@ -220,15 +208,6 @@ def resized_frame_size(path: str | os.PathLike, shortest_edge: int) -> tuple[int
 
 def count_video_frames(path: str | os.PathLike, start: float | None = None, end: float | None = None) -> int:
     """How many frames of ``path`` (or of its ``[start, end)`` seconds) decode: what a frame rule chooses among."""
-    container = _open(path)
-    try:
-        if not container.streams.video:
-            raise MediaDecodeError(path, "no video stream")
-        count = sum(1 for _ in _frames_in_window(container, container.streams.video[0], start, end))
-    except MediaDecodeError:
-        raise
-    except Exception as error:
-        raise MediaDecodeError(path, f"video decoding failed ({type(error).__name__}: {error})") from error
-    finally:
-        container.close()
+    with _decoding(path, "video") as (container, stream):
+        count = sum(1 for _ in _frames_in_window(container, stream, start, end))
     return count

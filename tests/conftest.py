@@ -49,6 +49,19 @@ def text_only_checkpoint(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="session")
+def talk(tmp_path_factory):
+    """A folder with ``talk.mp4`` (7 s, with audio) and its subtitles ``talk.srt`` (the three cues of
+    ``tests.utils.subtitle_files.SCENE``)."""
+    from tests.utils.media_fixtures import write_mp4
+    from tests.utils.subtitle_files import srt_text, write_subtitles
+
+    folder = tmp_path_factory.mktemp("talk")
+    write_mp4(folder / "talk.mp4", seconds=7.0, fps=10, size=(32, 40))
+    write_subtitles(folder / "talk.srt", srt_text())
+    return folder
+
+
 @pytest.fixture(autouse=True)
 def _seed_everything():
     import random

@@ -54,14 +54,6 @@ def gr():
 
 
 @pytest.fixture(scope="module")
-def talk(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("talk")
-    write_mp4(folder / "talk.mp4", seconds=7.0, fps=10, size=(32, 40))
-    write_subtitles(folder / "talk.srt", srt_text())
-    return folder
-
-
-@pytest.fixture(scope="module")
 def demo(gr, text_only_checkpoint):
     from hf_erc.demo import build_demo
 

@@ -29,14 +29,6 @@ def telme_checkpoint(tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="module")
-def talk(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("talk")
-    write_mp4(folder / "talk.mp4", seconds=7.0, fps=10, size=(32, 40))
-    write_subtitles(folder / "talk.srt", srt_text())
-    return folder
-
-
 def test_predict_labels_every_cue_of_a_subtitled_video(text_only_checkpoint, talk, tmp_path, capsys):
     arguments = ["predict", "--model", str(text_only_checkpoint), "--video", str(talk / "talk.mp4")]
     arguments += ["--subtitles", str(talk / "talk.srt"), "--json", "--device", "cpu"]

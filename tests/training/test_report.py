@@ -6,11 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from hf_erc.training import report
 from hf_erc.training import run as train_run
-from tests.utils.synthetic_features import write_feature_dataset
+from tests.utils.synthetic_features import write_feature_dataset, write_sdt_config
 from tests.utils.training import read_json, run_script
 
 
@@ -21,24 +20,9 @@ def feature_dir(tmp_path_factory):
 
 
 def write_config(path, data_dir, output_dir):
-    config = {
-        "model_type": "sdt",
-        "dataset_name": "meld",
-        "data_dir": str(data_dir),
-        "modalities": ["text", "audio"],
-        "config_overrides": {"hidden_size": 16, "num_attention_heads": 2, "dropout": 0.1},
-        "output_dir": str(output_dir),
-        "num_train_epochs": 2,
-        "per_device_train_batch_size": 4,
-        "per_device_eval_batch_size": 4,
-        "learning_rate": 1e-3,
-        "seed": 0,
-        "disable_tqdm": True,
-        "use_cpu": True,
-        "save_total_limit": 1,
-    }
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    return path
+    return write_sdt_config(
+        path, data_dir, output_dir, num_train_epochs=2, learning_rate=1e-3, save_total_limit=1
+    )
 
 
 def count_train_runs(monkeypatch, fake=None):

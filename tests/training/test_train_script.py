@@ -4,12 +4,11 @@ import sys
 
 import pytest
 import torch
-import yaml
 
 from hf_erc.training import run as train_run
 from hf_erc.training.results import format_results_table
 from hf_erc.training.run import main, parse_arguments
-from tests.utils.synthetic_features import AUDIO_DIM, TEXT_DIM, synthetic_split, write_feature_dataset
+from tests.utils.synthetic_features import AUDIO_DIM, TEXT_DIM, synthetic_split, write_feature_dataset, write_sdt_config
 from tests.utils.training import free_port, read_json, run_script
 
 TRAIN_DIALOGUES = 16  # a multiple of 2 processes x 4 dialogues per step
@@ -21,26 +20,13 @@ def feature_dir(tmp_path_factory):
 
 
 def write_config(path, data_dir, output_dir, **extra):
-    config = {
-        "model_type": "sdt",
-        "dataset_name": "meld",
-        "data_dir": str(data_dir),
-        "modalities": ["text", "audio"],
-        "config_overrides": {"hidden_size": 16, "num_attention_heads": 2, "dropout": 0.1},
-        "output_dir": str(output_dir),
+    fields = {
         "num_train_epochs": 5,
-        "per_device_train_batch_size": 4,
-        "per_device_eval_batch_size": 4,
         "learning_rate": "1e-3",  # as YAML 1.1 reads 1e-3: a string, converted like a command-line value
         "adam_l2_regularization": True,
         "weight_decay": 1e-5,
-        "seed": 0,
-        "disable_tqdm": True,
-        "use_cpu": True,
     }
-    config.update(extra)
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    return path
+    return write_sdt_config(path, data_dir, output_dir, **{**fields, **extra})
 
 
 def test_config_file_and_command_line_merge(tmp_path):

@@ -2,6 +2,7 @@
 carry the emotion (learnable in a few epochs) and whose audio features are partly missing."""
 
 import numpy as np
+import yaml
 from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
 
 from hf_erc.data.export import save_parquet_repo
@@ -49,4 +50,24 @@ def write_feature_dataset(path, train_dialogues, eval_dialogues=6):
         "test": synthetic_split(eval_dialogues, 2, "test"),
     }
     save_parquet_repo(DatasetDict(splits), path, "# Synthetic MELD-like features for tests\n")
+    return path
+
+
+def write_sdt_config(path, data_dir, output_dir, **fields):
+    """A scripts/train.py YAML file for a small text+audio SDT on these features; ``fields`` add or replace keys."""
+    config = {
+        "model_type": "sdt",
+        "dataset_name": "meld",
+        "data_dir": str(data_dir),
+        "modalities": ["text", "audio"],
+        "config_overrides": {"hidden_size": 16, "num_attention_heads": 2, "dropout": 0.1},
+        "output_dir": str(output_dir),
+        "per_device_train_batch_size": 4,
+        "per_device_eval_batch_size": 4,
+        "seed": 0,
+        "disable_tqdm": True,
+        "use_cpu": True,
+        **fields,
+    }
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path

@@ -3,7 +3,8 @@
 Label a typed conversation or a video with its subtitles with an emotion per utterance, and see the emotion
 timeline; see :mod:`hf_erc.demo`. The checkpoint picked at start is ``$HF_ERC_MODEL`` (a folder or a Hub
 repository id), else ``outputs/quickstart/sdt-meld-text`` (what ``hf-erc quickstart`` trains); ``$HF_ERC_MODELS``
-(comma-separated) adds more choices.
+(comma-separated) adds more choices. Checkpoints load with hf_erc's own classes and safetensors weights: the app
+never runs Python code that a checkpoint ships.
 
 Publishing it as a Space
 ------------------------
@@ -61,6 +62,7 @@ from hf_erc.demo import QUICKSTART_CHECKPOINT, build_demo
 demo = build_demo(
     os.environ.get("HF_ERC_MODEL", QUICKSTART_CHECKPOINT),
     models=[name.strip() for name in os.environ.get("HF_ERC_MODELS", "").split(",") if name.strip()],
+    trust_remote_code=False,  # a Space serves anyone's checkpoint id: never run the code a checkpoint ships
 )
 
 if __name__ == "__main__":

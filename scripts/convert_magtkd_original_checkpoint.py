@@ -360,7 +360,7 @@ def build_processor(tokenizer_name_or_path, config, dataset):
     from hf_erc.training.processors import build_processor as build_model_processor
     from hf_erc.training.processors import processor_settings
 
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_name_or_path)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_name_or_path, trust_remote_code=False)
     max_length = config.text_max_length - config.text_num_virtual_tokens
     settings = processor_settings("magtkd", dataset, "reference", config)
     return build_model_processor(MAGTKDProcessor, tokenizer, config, max_length, settings)

@@ -19,12 +19,12 @@ def main(argv=None) -> int:
     parser.add_argument("--private", action="store_true")
     parser.add_argument("--card-only", action="store_true", help="Only write README.md; do not upload.")
     args = parser.parse_args(argv)
-    if args.card_only:
-        print(f"Wrote {write_model_card(args.checkpoint, args.repo_id, dataset_name=args.dataset)}")
-        return 0
     try:
+        if args.card_only:
+            print(f"Wrote {write_model_card(args.checkpoint, args.repo_id, dataset_name=args.dataset)}")
+            return 0
         url = push_checkpoint(args.checkpoint, args.repo_id, private=args.private, dataset_name=args.dataset)
-    except HubUploadError as error:
+    except (HubUploadError, FileNotFoundError, ValueError) as error:  # the message names the folder and the fix
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"Pushed {args.checkpoint} to {url}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -58,6 +59,14 @@ def test_conversation_errors(tmp_path):
         read_conversation([{"speaker": "A", "text": "hi"}, {"text": "no speaker"}])
 
 
+def test_our_checkpoints_load_with_hf_erc_classes_without_remote_code(text_only_checkpoint):
+    """hf_erc's model types never need trust_remote_code: the pipeline's default loads the package's own class,
+    not the code the checkpoint ships beside its weights."""
+    labeller = pipeline(str(text_only_checkpoint), device="cpu")
+    assert type(labeller.model) is SDTForEmotionRecognition
+    assert (text_only_checkpoint / "modeling_sdt.py").is_file()  # shipped, and not used
+
+
 def test_checkpoint_without_encoder_record_is_refused(tmp_path):
     SDTForEmotionRecognition(SDTConfig.for_dataset("meld", modalities=["text"], text_dim=8, hidden_size=8, num_attention_heads=2)).save_pretrained(tmp_path)
     with pytest.raises(FileNotFoundError, match="feature_encoders.json"):
@@ -74,11 +83,19 @@ def test_predict_command(text_only_checkpoint, capsys):
 
 @pytest.mark.slow
 def test_quickstart_on_real_meld(meld_csv_dir, tmp_path, capsys):
-    """The README's main job, shortened (1 epoch on 64 training dialogues), on the real MELD CSVs."""
-    test_metrics = run_quickstart(
-        str(meld_csv_dir), str(tmp_path), epochs=1, extra_train_args=["--max_train_dialogues", "64", "--disable_tqdm", "true"]
-    )
+    """The README's main job, shortened (MiniLM fine-tuned on the first 80 training dialogues, SDT for 1 epoch), on
+    the real MELD CSVs: the whole validation and test splits."""
+    from tests.utils.meld_files import write_meld_subset
+
+    meld = write_meld_subset(meld_csv_dir, tmp_path / "meld", {"train_sent_emo.csv": 80, "dev_sent_emo.csv": 10**4, "test_sent_emo.csv": 10**4})
+    test_metrics = run_quickstart(str(meld), str(tmp_path), epochs=1, extra_train_args=["--disable_tqdm", "true"])
     output = capsys.readouterr().out
+    last_line = output.strip().splitlines()[-1]
+    assert re.fullmatch(r"MELD test weighted F1 \d+\.\d\d, accuracy \d+\.\d\d", last_line), last_line
+    assert f"{100 * test_metrics['weighted_f1']:.2f}" in last_line and "Test macro F1" in output
+    # The fine-tuned encoder travels inside the checkpoint, and the pipeline labelled the sample with it.
+    assert (tmp_path / "minilm-meld" / "fine_tuning.json").is_file()
+    assert (tmp_path / "sdt-meld-text" / "text_encoder" / "model.safetensors").is_file()
     assert "max |logits difference| vs. hf_erc = 0.00e+00" in output
     assert "transformers_modules" in output  # loaded through the checkpoint's own code
     results = json.loads((tmp_path / "sdt-meld-text" / "all_results.json").read_text())
@@ -118,6 +135,8 @@ def test_processor_pipeline_labels_raw_media_as_training_reads_them(tmp_path):
     }
     labelled = pipeline(str(tmp_path / "telme"), device="cpu")
     assert isinstance(labelled, ProcessorPipeline)
+    # hf_erc's own classes, though model and processor ship their code: no remote code by default.
+    assert type(labelled.model) is TelMEForEmotionRecognition and type(labelled.processor) is type(processor)
     results = labelled(conversation)
     assert [item["speaker"] for item in results] == ["Joey", "Ross", "Joey"]
 

@@ -10,11 +10,14 @@ import argparse
 import importlib
 import sys
 
+from .locking import OutputFolderInUseError
+
 # Modules that define a ``register(subparsers)`` function adding one sub-command.
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "hf_erc.data.prepare",
     "hf_erc.demo",
     "hf_erc.features.extract",
+    "hf_erc.features.finetune",
     "hf_erc.inputs",
     "hf_erc.predict",
     "hf_erc.quickstart",
@@ -38,8 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         result = args.func(args)
-    except (FileNotFoundError, ValueError) as error:
-        # Data errors carry the file/row and the fix in their message: show it without a traceback.
+    except (FileNotFoundError, ValueError, OutputFolderInUseError) as error:
+        # Data errors carry the file/row and the fix in their message, a busy output folder its run: no traceback.
         print(f"hf-erc {args.command}: error: {error}", file=sys.stderr)
         return 2
     return int(result or 0)

@@ -5,11 +5,15 @@ subtitles, from the speech an ASR model recognises in the recording (:mod:`hf_er
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 SUBTITLE_SUFFIXES = (".srt", ".vtt")
+# A conversation names its media files; hours of dialogue as JSON are a few MiB.
+MAX_CONVERSATION_BYTES = 64 * 2**20
+CONVERSATION_EXAMPLE = '{"utterances": [{"speaker": ..., "text": ...}]}'
 
 
 @dataclass
@@ -27,33 +31,67 @@ class Utterance:
 
 
 def read_conversation(source: str | os.PathLike | dict | list) -> list[Utterance]:
-    """A conversation from a JSON file, a ``{"utterances": [...]}`` dict or a list of utterance dicts."""
+    """A conversation from a JSON file, a ``{"utterances": [...]}`` dict or a list of utterance dicts; anything
+    else (not JSON, too large or deep, wrong types) is a ``ValueError`` naming the file and the utterance."""
     where = "conversation"
     if isinstance(source, (str, os.PathLike)):
         where = os.fspath(source)
-        try:
-            source = json.loads(Path(source).read_text(encoding="utf-8"))
-        except FileNotFoundError as error:
-            raise FileNotFoundError(f"Conversation file {where} does not exist.") from error
-        except json.JSONDecodeError as error:
-            raise ValueError(
-                f"{where} is not valid JSON ({error}); expected {{\"utterances\": [{{\"speaker\": ..., \"text\": ...}}]}}."
-            ) from error
+        source = _read_json(Path(source))
     items = source.get("utterances") if isinstance(source, dict) else source
     if not isinstance(items, list) or not items:
         raise ValueError(f"{where}: expected a non-empty list of utterances (each with 'speaker' and 'text').")
-    utterances = []
-    for index, item in enumerate(items):
-        if not isinstance(item, dict) or not isinstance(item.get("text"), str) or "speaker" not in item:
-            raise ValueError(f"{where}: utterance {index} needs a 'speaker' and a string 'text', got {item!r}.")
-        times = [item.get(name) for name in ("start", "end")]
-        for name, value in zip(("start", "end"), times):
-            if value is not None and not isinstance(value, (int, float)):
-                raise ValueError(f"{where}: utterance {index} has a non-numeric '{name}' {value!r} (seconds).")
-        utterances.append(
-            Utterance(str(item["speaker"]), item["text"], item.get("audio"), item.get("video"), *times)
+    return [_utterance(item, f"{where}: utterance {index}") for index, item in enumerate(items)]
+
+
+def _read_json(path: Path):
+    """The JSON value of a conversation file, after checking that it is a readable, not oversized UTF-8 file."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"Conversation file {path} does not exist.") from error
+    if not path.is_file():
+        raise ValueError(f"{path} is not a file: pass a conversation JSON file.")
+    if size > MAX_CONVERSATION_BYTES:
+        raise ValueError(
+            f"{path} is {size / 2**20:.0f} MiB: a conversation file is at most {MAX_CONVERSATION_BYTES // 2**20} MiB "
+            "(utterances name their media files rather than holding them)."
         )
-    return utterances
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as error:
+        problem = f"{error.reason} at byte {error.start}"
+        raise ValueError(f"{path} is not UTF-8 text ({problem}): save it as UTF-8.") from error
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON ({error}); expected {CONVERSATION_EXAMPLE}.") from error
+    except RecursionError:  # not chained: its traceback would be thousands of lines
+        raise ValueError(f"{path} is nested too deeply for a conversation: expected {CONVERSATION_EXAMPLE}.") from None
+
+
+def _utterance(item, where: str) -> Utterance:
+    """One utterance dict, its fields checked: a string ``text``, a ``speaker`` name, media paths, times."""
+    if not isinstance(item, dict) or not isinstance(item.get("text"), str) or "speaker" not in item:
+        raise ValueError(f"{where} needs a 'speaker' and a string 'text', got {_short(item)}.")
+    speaker = item["speaker"]
+    if isinstance(speaker, bool) or not isinstance(speaker, (str, int)):
+        raise ValueError(f"{where}: 'speaker' must be a name (a string), got {_short(speaker)}.")
+    for name in ("audio", "video"):
+        if item.get(name) is not None and not isinstance(item[name], str):
+            raise ValueError(f"{where}: '{name}' must be the path of a media file, got {_short(item[name])}.")
+    times = [item.get(name) for name in ("start", "end")]
+    for name, value in zip(("start", "end"), times):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise ValueError(f"{where} has '{name}' {_short(value)}: expected seconds, a number >= 0.")
+    if None not in times and times[1] <= times[0]:
+        raise ValueError(f"{where} ends at {times[1]} s, not after its start {times[0]} s.")
+    return Utterance(str(speaker), item["text"], item.get("audio"), item.get("video"), *times)
+
+
+def _short(value, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters for error messages."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass(frozen=True)

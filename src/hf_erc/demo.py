@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -23,13 +22,13 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from .checkpoints import HUB_REPO_ID
+
 # What `hf-erc quickstart` trains, relative to the folder it ran in.
 QUICKSTART_CHECKPOINT = "outputs/quickstart/sdt-meld-text"
 SAMPLE_CONVERSATION = Path(__file__).parent / "resources" / "sample_conversation.json"
 CONVERSATION_COLUMNS = ["speaker", "text"]
 RESULT_COLUMNS = ["speaker", "start", "end", "emotion", "probability", "text", "flags"]
-# A Hub repository id ("org/name"): anything else that is not a folder is reported as a missing folder.
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 __all__ = [
     "QUICKSTART_CHECKPOINT",
@@ -118,7 +117,7 @@ def _checked_checkpoint(checkpoint: str | None) -> str:
     if os.path.isdir(checkpoint):
         return os.path.abspath(checkpoint)
     looks_local = os.path.exists(checkpoint) or os.path.isdir(checkpoint.split("/")[0])  # e.g. outputs/typo
-    if looks_local or not _HUB_ID.match(checkpoint):
+    if looks_local or not HUB_REPO_ID.match(checkpoint):
         hint = " Run `hf-erc quickstart` to train it." if checkpoint.rstrip("/").endswith(QUICKSTART_CHECKPOINT) else ""
         raise FileNotFoundError(f"Checkpoint folder {checkpoint} does not exist.{hint}")
     return checkpoint
@@ -127,10 +126,17 @@ def _checked_checkpoint(checkpoint: str | None) -> str:
 class DemoBackend:
     """The demo's work without its widgets: load a checkpoint's pipeline (once per checkpoint; the cache lives in
     this object, so each demo has its own), label a conversation table or a video with its subtitles, and draw the
-    timeline into this backend's image folder."""
+    timeline into this backend's image folder. ``trust_remote_code`` lets a checkpoint of a model type that is not
+    hf_erc's run the code it ships (see :func:`hf_erc.pipeline`)."""
 
-    def __init__(self, device: str | None = None, image_dir: str | os.PathLike | None = None):
+    def __init__(
+        self,
+        device: str | None = None,
+        image_dir: str | os.PathLike | None = None,
+        trust_remote_code: bool = False,
+    ):
         self.device = device
+        self.trust_remote_code = trust_remote_code
         self.image_dir = Path(image_dir or tempfile.mkdtemp(prefix="hf-erc-demo-"))
         self.pipelines: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -142,7 +148,7 @@ class DemoBackend:
             if key not in self.pipelines:
                 from .pipelines import pipeline
 
-                self.pipelines[key] = pipeline(key, device=self.device)
+                self.pipelines[key] = pipeline(key, device=self.device, trust_remote_code=self.trust_remote_code)
             return self.pipelines[key]
 
     def label_conversation(self, checkpoint: str | None, table: Any) -> tuple[list[dict[str, Any]], Path]:
@@ -172,7 +178,12 @@ class DemoBackend:
         return plot_timeline(rows, path, title=title, labels=labels)
 
 
-def build_demo(default_model: str | None, models: list[str] | None = None, device: str | None = None):
+def build_demo(
+    default_model: str | None,
+    models: list[str] | None = None,
+    device: str | None = None,
+    trust_remote_code: bool = False,
+):
     """The demo as a ``gradio.Blocks``: a checkpoint picker, a "Conversation" and a "Video" tab with a Run button
     each, and the result table and timeline picture they fill.
 
@@ -180,9 +191,10 @@ def build_demo(default_model: str | None, models: list[str] | None = None, devic
     ``models`` more checkpoints to offer (any other folder or Hub id can be typed). The handlers are also on
     ``demo.hf_erc`` (``label_conversation(checkpoint, table)``, ``label_video(checkpoint, video, subtitles)``, each
     returning ``(table rows, image path)``, and ``backend``) so they can be called without a browser.
+    ``trust_remote_code`` (off by default) lets checkpoints of other model types run the code they ship.
     """
     gr = _import_gradio()
-    backend = DemoBackend(device=device)
+    backend = DemoBackend(device=device, trust_remote_code=trust_remote_code)
     default_model = default_model or default_checkpoint()
     choices = list(dict.fromkeys([model for model in [default_model, *(models or [])] if model]))
 
@@ -292,6 +304,12 @@ def register(subparsers) -> None:
         help="Also open a temporary public gradio.live link (needs internet; default false).",
     )  # fmt: skip
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="Let checkpoints whose model type is not hf_erc's run the Python code they ship (only for code you "
+        "trust). hf_erc's own checkpoints never need it.",
+    )
     parser.set_defaults(func=_run_demo)
 
 
@@ -304,7 +322,7 @@ def _run_demo(args) -> int:
             "type a checkpoint in the page."
         )
     try:
-        demo = build_demo(default, models=models[1:], device=args.device)
+        demo = build_demo(default, models=models[1:], device=args.device, trust_remote_code=args.trust_remote_code)
     except ImportError as error:  # Gradio missing: say how to install it, without a traceback
         print(f"hf-erc demo: error: {error}", file=sys.stderr)
         return 2

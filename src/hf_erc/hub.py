@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from .checkpoints import read_checkpoint_json
 from .labels import emotion_names
+from .locking import LOCK_FILE
 from .papers import PaperInfo
 from .training.recipes import RECIPES, recipe_for_model_type
 
@@ -121,7 +123,9 @@ def build_model_card(
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
     checkpoint_dir = Path(checkpoint_dir)
-    config = json.loads((checkpoint_dir / "config.json").read_text())
+    if not checkpoint_dir.is_dir():
+        raise FileNotFoundError(f"Checkpoint folder {checkpoint_dir} does not exist.")
+    config = read_checkpoint_json(checkpoint_dir)  # a clear error when config.json is missing or not JSON
     model_type = config.get("model_type", "")
     paper = paper_info(model_type)
     if paper is None:
@@ -186,7 +190,9 @@ def build_model_card(
     if encoders_file.is_file():
         encoders = json.loads(encoders_file.read_text())
         inputs = "Per-utterance features from frozen encoders (recorded in `feature_encoders.json`):\n\n" + "\n".join(
-            f"- {modality}: `{spec['name_or_path']}`, {spec['pooling']} pooling, {spec['dim']}-d" for modality, spec in encoders.items()
+            f"- {modality}: `{spec['name_or_path']}`, {spec['pooling']} pooling, {spec['dim']}-d"
+            + _bundled_encoder_note(checkpoint_dir / spec["name_or_path"])
+            for modality, spec in encoders.items()
         )
     summary = _training_summary(checkpoint_dir)
     if not encoders_file.is_file():
@@ -214,6 +220,22 @@ def build_model_card(
         model_citation=paper.citation,
         dataset_citation=dataset.citation,
     )
+
+
+def _bundled_encoder_note(folder: Path) -> str:
+    """What the card says of an encoder carried in the checkpoint's own folder (``hf-erc fine-tune-text``'s output)."""
+    record = folder / "fine_tuning.json"
+    if not record.is_file():
+        return " (in this repository)" if folder.is_dir() else ""
+    fine_tuning = json.loads(record.read_text(encoding="utf-8"))
+    arguments, validation = fine_tuning.get("arguments", {}), fine_tuning.get("validation", {})
+    note = (
+        f" (in this repository: `{fine_tuning.get('base_encoder')}` fine-tuned on {fine_tuning.get('num_train_utterances')} "
+        f"training utterances' emotions for {arguments.get('num_train_epochs')} epochs, at most {arguments.get('max_length')} tokens"
+    )
+    if "weighted_f1" in validation:
+        note += f"; its utterance classifier reached validation weighted F1 {100 * validation['weighted_f1']:.2f}"
+    return note + ")"
 
 
 def _training_summary(checkpoint_dir: Path) -> dict:
@@ -261,7 +283,10 @@ def push_checkpoint(
             folder_path=str(checkpoint_dir),
             repo_id=repo_id,
             commit_message=commit_message,
-            ignore_patterns=["checkpoint-*", "*.pt", "*.bin", "optimizer*", "scheduler*", "rng_state*", "trainer_state.json"],
+            ignore_patterns=[
+                "checkpoint-*", "*.pt", "*.bin", "optimizer*", "scheduler*", "rng_state*", "trainer_state.json",
+                f"{LOCK_FILE}*",  # the training run that pushes holds its output_dir's lock
+            ],
         )
     except Exception as error:  # network, auth and offline-mode errors all end here
         raise HubUploadError(

@@ -58,16 +58,15 @@ def recipe_processor(model_type: str, dataset: str, preprocessing: str, tokenize
 
 
 def checkpoint_processor(model: str):
-    """The processor saved with a checkpoint (its own preprocessing)."""
-    from transformers import AutoProcessor
+    """The processor saved with a checkpoint (its own preprocessing), loaded with hf_erc's classes and without running
+    any code the checkpoint ships (:func:`hf_erc.checkpoints.load_checkpoint_processor`)."""
+    from .checkpoints import PROCESSOR_FILE, load_checkpoint_processor
 
-    import hf_erc.models  # noqa: F401  (registers the processors of hf_erc's model types)
-
-    if not Path(model, "processor_config.json").is_file():
+    if Path(model).is_dir() and not Path(model, PROCESSOR_FILE).is_file():
         raise FileNotFoundError(
-            f"{model} has no processor_config.json: show-inputs reads the processor a TelME or MAGTKD stage saved."
+            f"{model} has no {PROCESSOR_FILE}: show-inputs reads the processor a TelME or MAGTKD stage saved."
         )
-    return AutoProcessor.from_pretrained(model)
+    return load_checkpoint_processor(model)
 
 
 def media_inputs(processor, dataset) -> dict[int, dict]:

@@ -7,16 +7,29 @@ training features; :class:`EmotionRecognitionPipeline` loads the same encoders, 
 with the training collator and runs the model. Utterance-level checkpoints saved with a processor (TelME, MAGTKD
 stage models) are served by :class:`ProcessorPipeline` through that processor. A medium that cannot be read leaves
 its modality masked, and the utterance's ``flags`` say so.
+
+Checkpoints load with hf_erc's own classes and safetensors weights only (:mod:`hf_erc.checkpoints`): the code a
+checkpoint ships runs only with ``trust_remote_code=True``, for a model type that is not hf_erc's.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
 
+from .checkpoints import (
+    PROCESSOR_FILE,
+    CheckpointError,
+    checkpoint_file,
+    load_checkpoint_model,
+    load_checkpoint_processor,
+    one_line,
+    ships_code,
+)
 from .conversations import Utterance, conversation_from_video, read_conversation
 from .data.collators import DialogueCollator
 from .data.media import MediaDecodeError
@@ -27,42 +40,10 @@ __all__ = [
     "EmotionRecognitionPipeline",
     "ProcessorPipeline",
     "Utterance",
+    "load_checkpoint_model",
     "pipeline",
     "read_conversation",
 ]
-
-
-def _checkpoint_file(model_name_or_path: str, filename: str) -> str | None:
-    if os.path.isdir(model_name_or_path):
-        path = os.path.join(model_name_or_path, filename)
-        return path if os.path.isfile(path) else None
-    from huggingface_hub import hf_hub_download
-
-    try:
-        return hf_hub_download(model_name_or_path, filename)
-    except Exception:
-        return None
-
-
-def load_checkpoint_model(model_name_or_path: str, trust_remote_code: bool):
-    """``AutoModel.from_pretrained``, with an error naming the file when the checkpoint is damaged (a truncated
-    weights file, an unreadable config) instead of the loader's traceback."""
-    from transformers import AutoModel
-
-    import hf_erc.models  # noqa: F401  (registers hf_erc's model types)
-
-    try:
-        return AutoModel.from_pretrained(model_name_or_path, trust_remote_code=trust_remote_code)
-    except Exception as error:
-        if type(error).__name__ == "SafetensorError":
-            weights = os.path.join(model_name_or_path, "model.safetensors")
-            raise ValueError(
-                f"{weights} is damaged ({error}): the file is truncated or corrupt; download or save the checkpoint "
-                "again."
-            ) from error
-        if isinstance(error, OSError):  # transformers' own message names the file (config.json not JSON, ...)
-            raise ValueError(f"{model_name_or_path}: {error}") from error
-        raise
 
 
 def _is_one_input(item) -> bool:
@@ -189,22 +170,16 @@ class EmotionRecognitionPipeline(_ConversationLabeller):
         self.id2label = {int(key): value for key, value in config.id2label.items()}
 
     @classmethod
-    def from_pretrained(cls, model_name_or_path: str, device: str | None = None, trust_remote_code: bool = True):
-        specs_file = _checkpoint_file(model_name_or_path, ENCODERS_FILE)
+    def from_pretrained(cls, model_name_or_path: str, device: str | None = None, trust_remote_code: bool = False):
+        model = load_checkpoint_model(model_name_or_path, trust_remote_code)
+        specs_file = checkpoint_file(model_name_or_path, ENCODERS_FILE)
         if specs_file is None:
             raise FileNotFoundError(
                 f"{model_name_or_path} has no {ENCODERS_FILE}: the pipeline cannot tell which encoders made the "
                 "training features. Checkpoints written by scripts/train.py include it."
             )
-        specs = load_encoder_specs(os.path.dirname(specs_file))
         device = torch.device(device) if device else default_device()
-        model = load_checkpoint_model(model_name_or_path, trust_remote_code)
-        builders = {"text": TextEncoder, "audio": AudioEncoder, "video": VideoEncoder}
-        encoders = {}
-        for modality, spec in specs.items():
-            options = {"max_length": spec.max_length} if modality == "text" and spec.max_length else {}
-            encoders[modality] = builders[modality](spec.name_or_path, pooling=spec.pooling, device=device, **options)
-        return cls(model, encoders, device)
+        return cls(model, _load_encoders(specs_file, device, model_name_or_path), device)
 
     def probabilities(self, utterances, cache=None, last_only=False):
         row: dict[str, list] = {"speaker": [u.speaker for u in utterances]}
@@ -228,6 +203,51 @@ class EmotionRecognitionPipeline(_ConversationLabeller):
         return self.model(**batch).logits.float().softmax(dim=-1)[0].cpu(), flags
 
 
+def bundled_encoder_path(checkpoint: str, specs_file: str, name_or_path: str) -> str:
+    """Where an encoder named in ``feature_encoders.json`` lives: a folder saved inside the checkpoint
+    (``text_encoder``, see :func:`hf_erc.training.results.bundle_local_encoders`) resolves against it, downloaded
+    from the Hub when the checkpoint is a repository; any other name is returned as it is."""
+    if os.path.isabs(name_or_path) or not name_or_path.endswith("_encoder"):
+        return name_or_path
+    local = os.path.join(os.path.dirname(specs_file), name_or_path)
+    if not os.path.isdir(local) and not os.path.isdir(checkpoint):
+        from huggingface_hub import snapshot_download
+
+        local = os.path.join(snapshot_download(checkpoint, allow_patterns=[f"{name_or_path}/*"]), name_or_path)
+    return local if os.path.isdir(local) else name_or_path
+
+
+def _load_encoders(specs_file: str, device: torch.device, checkpoint: str) -> dict[str, Any]:
+    """The frozen encoders a checkpoint's ``feature_encoders.json`` names; a one-line error naming the record when
+    it is malformed, names an encoder that ships code (never run), or an encoder cannot be loaded."""
+    builders = {"text": TextEncoder, "audio": AudioEncoder, "video": VideoEncoder}
+    try:
+        specs = load_encoder_specs(os.path.dirname(specs_file))
+    except (ValueError, TypeError, AttributeError, RecursionError) as error:
+        problem = f"{type(error).__name__}: {one_line(error)}"
+        raise CheckpointError(f"{specs_file} is not a readable encoder record ({problem}).") from error
+    unknown = sorted(set(specs) - set(builders))
+    if unknown:
+        raise CheckpointError(
+            f"{specs_file} names encoders for unknown modalities {unknown}: expected {sorted(builders)}."
+        )
+    encoders = {}
+    for modality, spec in specs.items():
+        where = f"{specs_file}: its {modality} encoder {spec.name_or_path}"
+        spec = dataclasses.replace(spec, name_or_path=bundled_encoder_path(checkpoint, specs_file, spec.name_or_path))
+        if ships_code(spec.name_or_path):
+            raise CheckpointError(
+                f"{where} ships Python code (auto_map in its config.json): encoders load with transformers' own "
+                "classes only, never with their code."
+            )
+        options = {"max_length": spec.max_length} if modality == "text" and spec.max_length else {}
+        try:
+            encoders[modality] = builders[modality](spec.name_or_path, pooling=spec.pooling, device=device, **options)
+        except Exception as error:
+            raise CheckpointError(f"{where} cannot be loaded ({type(error).__name__}: {one_line(error)}).") from error
+    return encoders
+
+
 class ProcessorPipeline(_ConversationLabeller):
     """Label every utterance of a conversation with an utterance-level checkpoint (TelME's whole model or a TelME or
     MAGTKD stage model) through the processor saved with it: the processor builds the prompts and chooses the audio
@@ -249,12 +269,10 @@ class ProcessorPipeline(_ConversationLabeller):
         self.id2label = {int(key): value for key, value in model.config.id2label.items()}
 
     @classmethod
-    def from_pretrained(cls, model_name_or_path: str, device: str | None = None, trust_remote_code: bool = True):
-        from transformers import AutoProcessor
-
+    def from_pretrained(cls, model_name_or_path: str, device: str | None = None, trust_remote_code: bool = False):
         device = torch.device(device) if device else default_device()
         model = load_checkpoint_model(model_name_or_path, trust_remote_code)
-        processor = AutoProcessor.from_pretrained(model_name_or_path, trust_remote_code=trust_remote_code)
+        processor = load_checkpoint_processor(model_name_or_path, trust_remote_code)
         return cls(model, processor, device)
 
     def _decoder(self, modality: str):
@@ -291,12 +309,13 @@ class ProcessorPipeline(_ConversationLabeller):
         return probabilities, flags
 
 
-def pipeline(model: str, device: str | None = None, trust_remote_code: bool = True):
+def pipeline(model: str, device: str | None = None, trust_remote_code: bool = False):
     """``hf_erc.pipeline("path/or/repo")(conversation)`` -> one emotion and its probabilities per utterance.
 
     A checkpoint saved with a processor (TelME, MAGTKD stage models) reads raw inputs through it; a feature-level
-    checkpoint (SDT, CMATH) through the encoders recorded in its ``feature_encoders.json``.
+    checkpoint (SDT, CMATH) through the encoders recorded in its ``feature_encoders.json``. hf_erc's own model
+    types never need ``trust_remote_code``; ``True`` lets a checkpoint of another model type run the code it ships.
     """
-    if _checkpoint_file(model, "processor_config.json") is not None:
+    if checkpoint_file(model, PROCESSOR_FILE) is not None:
         return ProcessorPipeline.from_pretrained(model, device=device, trust_remote_code=trust_remote_code)
     return EmotionRecognitionPipeline.from_pretrained(model, device=device, trust_remote_code=trust_remote_code)

@@ -74,6 +74,12 @@ def register(subparsers) -> None:
         help='JSON file: {"utterances": [{"speaker": ..., "text": ..., "audio": path?, "video": path?}]}',
     )
     parser.add_argument("--model", required=True, help="Checkpoint folder or Hub repository.")
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="Let a checkpoint whose model type is not hf_erc's run the Python code it ships (only for code you "
+        "trust). hf_erc's own checkpoints never need it.",
+    )
     parser.add_argument("--video", help="A video file, or a folder of videos each with same-named .srt/.vtt subtitles.")
     parser.add_argument("--subtitles", help="The video's .srt or .vtt file (default: the one named like the video).")
     parser.add_argument(
@@ -105,7 +111,7 @@ def _run_predict(args) -> int:
     asr = getattr(args, "asr", None)
     if asr and args.subtitles:
         raise ValueError("--asr makes the cues of a video without subtitles: give --subtitles or --asr, not both.")
-    labeller = pipeline(args.model, device=args.device)
+    labeller = pipeline(args.model, device=args.device, trust_remote_code=args.trust_remote_code)
     labels = [labeller.id2label[index] for index in sorted(labeller.id2label)]
     if args.conversation is not None:
         if args.subtitles or args.plot or asr:

@@ -1,9 +1,11 @@
 """``hf-erc quickstart``: the whole path on real MELD text, offline, on a CPU in minutes.
 
-Steps: read the MELD CSVs, embed every utterance with the frozen all-MiniLM-L6-v2 (cached),
-train text-only SDT, print the test table, reload the checkpoint with
-``AutoModel.from_pretrained(..., trust_remote_code=True)`` in a process where hf_erc cannot
-be imported, and label a sample conversation.
+Steps: read the MELD CSVs; adapt all-MiniLM-L6-v2 to MELD's emotions on the training utterances (two epochs, as the
+papers' text features come from an encoder fine-tuned on the dataset) and embed every utterance with it (cached);
+train text-only SDT on those features (dialogue context, speakers); print the test table; reload the checkpoint
+with ``AutoModel.from_pretrained(..., trust_remote_code=True)`` in a process where hf_erc cannot be imported; label
+a sample conversation. ``--frozen-encoder`` skips the fine-tuning (about a minute instead of about six, 4 points
+lower).
 """
 
 from __future__ import annotations
@@ -60,13 +62,17 @@ def run_quickstart(
     epochs: int = 30,
     text_encoder: str = "minilm",
     extra_train_args: list[str] | None = None,
+    fine_tune_encoder: bool = True,
+    seed: int = 42,
 ) -> dict:
-    """Run every step; returns the test metrics."""
+    """Run every step; returns the test metrics (``weighted_f1``, ``accuracy``, ``macro_f1``, ``f1_<label>`` ...)."""
     import torch
 
     from .data.collators import DialogueCollator
     from .data.dialogues import group_dialogues
     from .features.extract import extract_features_to_disk
+    from .features.encoders import FINE_TUNING_FILE
+    from .features.finetune import TextFineTuningArguments, fine_tune_text_encoder_on_disk
     from .pipelines import pipeline
     from .predict import format_predictions
     from .training import run as training_run
@@ -74,13 +80,24 @@ def run_quickstart(
     meld = find_meld_dir(meld_dir)
     output = Path(output_dir)
     features_dir, checkpoint = output / "meld-features", output / "sdt-meld-text"
-    print(f"[1/5] MELD text from {meld}; frozen {text_encoder} utterance embeddings -> {features_dir}")
+    if fine_tune_encoder:
+        encoder_dir = output / f"{text_encoder}-meld"
+        print(f"[1/5] MELD text from {meld}; fine-tuning {text_encoder} on the training utterances' emotions -> {encoder_dir}")
+        if (encoder_dir / FINE_TUNING_FILE).is_file():
+            print(f"      {encoder_dir} is already fine-tuned (delete it to fine-tune again)")
+        else:
+            metrics = fine_tune_text_encoder_on_disk("meld", meld, encoder_dir, TextFineTuningArguments(text_encoder=text_encoder, seed=seed))
+            print(f"      utterance classifier, validation weighted F1 {100 * metrics['weighted_f1']:.2f}")
+        text_encoder = str(encoder_dir)
+        print(f"      embedding every utterance with it -> {features_dir}")
+    else:
+        print(f"[1/5] MELD text from {meld}; frozen {text_encoder} utterance embeddings -> {features_dir}")
     dataset_dict, _ = extract_features_to_disk("meld", meld, features_dir, text_encoder=text_encoder, cache_dir=output / "feature-cache")
 
     print(f"[2/5] Training text-only SDT ({TRAINING_CONFIG.name}, {epochs} epochs) -> {checkpoint}")
     argv = [
         "--config", str(TRAINING_CONFIG), "--data_dir", str(features_dir), "--output_dir", str(checkpoint),
-        "--num_train_epochs", str(epochs), *(extra_train_args or []),
+        "--num_train_epochs", str(epochs), "--seed", str(seed), *(extra_train_args or []),
     ]
     status = training_run.main(argv)
     if status != 0:
@@ -109,11 +126,19 @@ def run_quickstart(
     print(format_predictions(pipeline(str(checkpoint))(SAMPLE_CONVERSATION)))
     test = {key[5:]: value for key, value in results.items() if key.startswith("test_") and isinstance(value, float)}
     print(
-        f"[5/5] Done. MELD test weighted F1 {100 * test.get('weighted_f1', float('nan')):.2f}, accuracy "
-        f"{100 * test.get('accuracy', float('nan')):.2f} (frozen-MiniLM logistic-regression floor: 55.7 / 59.1). "
-        f"Checkpoint: {checkpoint}"
+        f"[5/5] Test macro F1 {100 * test.get('macro_f1', float('nan')):.2f}; per class: "
+        + ", ".join(f"{name} {100 * value:.1f}" for name, value in _per_class(test).items())
+        + f" (frozen-MiniLM logistic-regression floor: weighted F1 55.7, accuracy 59.1). Checkpoint: {checkpoint}"
+    )
+    print(
+        f"MELD test weighted F1 {100 * test.get('weighted_f1', float('nan')):.2f}, accuracy "
+        f"{100 * test.get('accuracy', float('nan')):.2f}"
     )
     return test
+
+
+def _per_class(metrics: dict) -> dict[str, float]:
+    return {key[3:]: value for key, value in metrics.items() if key.startswith("f1_")}
 
 
 def register(subparsers) -> None:
@@ -123,9 +148,16 @@ def register(subparsers) -> None:
     parser.add_argument("--output-dir", default="outputs/quickstart")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--text-encoder", default="minilm")
+    parser.add_argument(
+        "--frozen-encoder",
+        action="store_true",
+        help="Embed with the text encoder as it is (about a minute on 2 cores; test weighted F1 about 57) instead of "
+        "fine-tuning it on MELD's training utterances first (about six minutes; about 61).",
+    )
+    parser.add_argument("--seed", type=int, default=42, help="Seed of the fine-tuning and of SDT's training.")
     parser.set_defaults(func=_run_quickstart_command)
 
 
 def _run_quickstart_command(args) -> int:
-    run_quickstart(args.meld_dir, args.output_dir, args.epochs, args.text_encoder)
+    run_quickstart(args.meld_dir, args.output_dir, args.epochs, args.text_encoder, fine_tune_encoder=not args.frozen_encoder, seed=args.seed)
     return 0

@@ -16,13 +16,16 @@ __all__ = ["Cue", "SubtitleError", "cues_to_conversation", "parse_srt", "parse_v
 FORMATS = {".srt": "SubRip", ".vtt": "WebVTT"}
 UNKNOWN_SPEAKER = "unknown"
 OVERLAP_TOLERANCE_MS = 100  # overlaps shorter than this are rounding: the previous cue's end is clipped
+# A feature film's subtitles are about 100 KB with lines under 100 characters: far larger is not a subtitle file.
+MAX_SUBTITLE_BYTES = 16 * 2**20
+MAX_LINE_CHARACTERS = 5000
 
 _TIME = r"(?:(\d+):)?(\d{1,2}):(\d{2})[,.](\d{1,3})"
 _TIMING = re.compile(rf"^\s*{_TIME}\s*-->\s*{_TIME}(?:\s+.*)?$")
 _LOOKS_TIMED = re.compile(r"^\s*\d+:\d{2}")
 _VTT_HEADER = re.compile(r"^WEBVTT(?:[ \t]|$)")
 _VTT_SKIPPED_BLOCK = re.compile(r"^(?:NOTE|STYLE|REGION)(?:[ \t]|$)")
-_VOICE = re.compile(r"<v(?:\.[^\s>]*)?\s+([^>]+)>", re.IGNORECASE)
+_VOICE = re.compile(r"<v(?:\.[^\s<>]*)?\s+([^<>]+)>", re.IGNORECASE)  # no '<' inside: linear on any line
 _TAG = re.compile(r"</?(?:[a-zA-Z][^<>]*|\d[\d:.]*)>")  # <i>, </font>, <c.red>, <v Joey>, <00:00:01.000>
 _ASS_TAG = re.compile(r"\{\\[^{}]*\}")  # {\an8}, {\i1}
 _DASH = re.compile(r"^[-\u2013\u2014](?![-\d])\s*")  # a dialogue dash, not "--" or "-5"
@@ -74,9 +77,17 @@ def read_subtitles(path: str | Path, video_duration: float | None = None) -> lis
             "use a SubRip '.srt' or a WebVTT '.vtt' file."
         )
     try:
-        text = _decode(path.read_bytes())
+        size = path.stat().st_size
     except FileNotFoundError:
         raise SubtitleError(f"{path}: no such subtitle file.") from None
+    if not path.is_file():
+        raise SubtitleError(f"{path} is not a file: pass a '.srt' or '.vtt' subtitle file.")
+    if size > MAX_SUBTITLE_BYTES:
+        raise SubtitleError(
+            f"{path} is {size / 2**20:.0f} MiB: a subtitle file is at most {MAX_SUBTITLE_BYTES // 2**20} MiB; is it "
+            "really subtitles?"
+        )
+    text = _decode(path.read_bytes(), str(path))
     # A WebVTT file saved as .srt still has its header: read it as what it is.
     parse = parse_vtt if suffix == ".vtt" or _VTT_HEADER.match(text.lstrip("\ufeff")) else parse_srt
     return parse(text, str(path), video_duration=video_duration)
@@ -84,13 +95,13 @@ def read_subtitles(path: str | Path, video_duration: float | None = None) -> lis
 
 def parse_srt(text: str, source: str = "<srt>", video_duration: float | None = None) -> list[Cue]:
     """Cues of SubRip text: blocks of an optional counter, a ``start --> end`` line and text lines."""
-    raws = _scan(_lines(text), source, "00:00:01,000 --> 00:00:02,500")
+    raws = _scan(_lines(text, source), source, "00:00:01,000 --> 00:00:02,500")
     return _finish(raws, source, "00:00:01,000 --> 00:00:02,500", webvtt=False, video_duration=video_duration)
 
 
 def parse_vtt(text: str, source: str = "<vtt>", video_duration: float | None = None) -> list[Cue]:
     """Cues of WebVTT text: a ``WEBVTT`` header, then cues; NOTE, STYLE and REGION blocks are skipped."""
-    lines = _lines(text)
+    lines = _lines(text, source)
     if not lines or not _VTT_HEADER.match(lines[0][1]):
         first = lines[0][1].strip() if lines else ""
         raise SubtitleError(
@@ -119,10 +130,19 @@ def cues_to_conversation(cues: list[Cue]) -> dict[str, list[dict]]:
     }
 
 
-def _decode(data: bytes) -> str:
-    """Text of a subtitle file: UTF-16 with a BOM, else UTF-8 (BOM or not), else cp1252, else latin-1."""
+def _decode(data: bytes, source: str = "<subtitles>") -> str:
+    """Text of a subtitle file: UTF-16 with a BOM, else UTF-8 (BOM or not), else cp1252, else latin-1; bytes with
+    NULs (a binary file, or UTF-16 without its BOM) are refused."""
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        return data.decode("utf-16")
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as error:
+            raise SubtitleError(f"{source}: not valid UTF-16 text ({error.reason}): save it as UTF-8.") from None
+    if (nul := data.find(b"\x00")) >= 0:
+        raise SubtitleError(
+            f"{source} is not a subtitle text file: it holds NUL bytes (the first at byte {nul}), as a binary file "
+            "or UTF-16 text without its byte-order mark does; save the subtitles as UTF-8 text."
+        )
     for encoding in ("utf-8-sig", "cp1252"):
         try:
             return data.decode(encoding)
@@ -131,10 +151,18 @@ def _decode(data: bytes) -> str:
     return data.decode("latin-1")
 
 
-def _lines(text: str) -> list[tuple[int, str]]:
-    """(1-based line number, line) pairs; a BOM and CRLF/CR line ends are tolerated."""
+def _lines(text: str, source: str) -> list[tuple[int, str]]:
+    """(1-based line number, line) pairs; a BOM and CRLF/CR line ends are tolerated, a line over
+    ``MAX_LINE_CHARACTERS`` is not."""
     text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
-    return list(enumerate(text.split("\n"), start=1))
+    lines = list(enumerate(text.split("\n"), start=1))
+    for number, line in lines:
+        if len(line) > MAX_LINE_CHARACTERS:
+            raise SubtitleError(
+                f"{source}: line {number} is {len(line):,} characters long; a subtitle line has at most "
+                f"{MAX_LINE_CHARACTERS:,}: is this a subtitle file?"
+            )
+    return lines
 
 
 def _scan(lines: list[tuple[int, str]], source: str, example: str) -> list[_Raw]:

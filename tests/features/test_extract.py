@@ -111,6 +111,28 @@ def test_media_features_with_missing_and_corrupt_clips(tmp_path):
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
 
 
+def test_text_cache_key_covers_every_text(tmp_path, minilm, monkeypatch):
+    """Datasets that differ only after their fifth text get their own cache entries (a `datasets` column prints,
+    and would hash, as its first rows only)."""
+    monkeypatch.setattr(extract_module, "TextEncoder", lambda *a, **k: minilm)
+    texts = ["one", "two", "three", "four", "five", "six"]
+    first = DatasetDict({"test": _split([_row("dia0", i, t) for i, t in enumerate(texts)])})
+    second = DatasetDict({"test": _split([_row("dia0", i, t) for i, t in enumerate(texts[:-1] + ["seven"])])})
+    extract_features(first, cache_dir=tmp_path, progress=False)
+    result, _ = extract_features(second, cache_dir=tmp_path, progress=False)
+    assert len(list(tmp_path.glob("text-*.npy"))) == 2
+    np.testing.assert_allclose(result["test"]["text_features"][-1], minilm.encode(["seven"])[0], atol=1e-5)
+
+
+def test_splits_without_media_keep_their_own_length(tmp_path):
+    """Two splits with no clip at all, of different lengths, do not share a cache entry."""
+    splits = {"validation": [_row("d", i, "x") for i in range(3)], "test": [_row("e", i, "y") for i in range(2)]}
+    dataset = DatasetDict({name: _split(rows) for name, rows in splits.items()})
+    audio = _tiny_audio_encoder(tmp_path / "audio_encoder")
+    result, _ = extract_features(dataset, text_encoder=None, audio_encoder=audio, cache_dir=tmp_path / "cache", progress=False)
+    assert result["validation"]["audio_features"] == [None] * 3 and result["test"]["audio_features"] == [None] * 2
+
+
 def test_shared_recording_is_cut_per_turn():
     rows = [
         _row("d", 0, "a", "/rec.avi", usable=True, start=0.0, end=1.0),

@@ -52,7 +52,6 @@ def write_config(path, workspace, output_dir, **fields):
         "seed": 42,
         "save_total_limit": 1,
         "disable_tqdm": True,
-        "use_cpu": True,
     }
     config.update(fields)
     path.write_text(yaml.safe_dump(config), encoding="utf-8")

@@ -1,4 +1,4 @@
-"""scripts/train.py end to end on a tiny synthetic feature dataset, in one and in two processes."""
+"""scripts/train.py end to end on a tiny synthetic feature dataset (several processes: test_scale_out.py)."""
 
 import sys
 
@@ -8,10 +8,10 @@ import torch
 from hf_erc.training import run as train_run
 from hf_erc.training.results import format_results_table
 from hf_erc.training.run import main, parse_arguments
-from tests.utils.synthetic_features import AUDIO_DIM, TEXT_DIM, synthetic_split, write_feature_dataset, write_sdt_config
-from tests.utils.training import free_port, read_json, run_script
+from tests.utils.synthetic_features import AUDIO_DIM, TEXT_DIM, write_feature_dataset, write_sdt_config
+from tests.utils.training import read_json, run_script
 
-TRAIN_DIALOGUES = 16  # a multiple of 2 processes x 4 dialogues per step
+TRAIN_DIALOGUES = 16  # a multiple of 4 dialogues per step
 
 
 @pytest.fixture(scope="module")
@@ -87,29 +87,6 @@ def test_train_script_end_to_end_then_resume(tmp_path, feature_dir):
     assert resumed["global_step"] == 3 * steps_per_epoch
     state = read_json(output_dir / "trainer_state.json")
     assert [entry["epoch"] for entry in state["log_history"] if "eval_weighted_f1" in entry] == [1.0, 2.0, 3.0]
-
-
-def test_two_processes_train_one_model(tmp_path, feature_dir):
-    """`accelerate launch --multi_gpu --num_processes 2` on a CPU-only machine runs two gloo ranks.
-
-    (`--cpu --num_processes 2` starts a single process: it is not a distributed run.)
-    """
-    output_dir = tmp_path / "ddp"
-    config = write_config(tmp_path / "ddp.yaml", feature_dir, output_dir, num_train_epochs=2, save_strategy="epoch")
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
-    launcher += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-    launcher += ["--main_process_port", str(free_port())]
-    run_script(launcher + ["scripts/train.py", "--config", str(config)])
-
-    results = read_json(output_dir / "all_results.json")
-    assert results["world_size"] == 2
-    # Each optimizer step consumes 2 x 4 dialogues: half the steps of one process.
-    assert results["global_step"] == 2 * TRAIN_DIALOGUES // 8
-    fingerprints = results["weights_sha256_per_rank"].split(",")
-    assert len(fingerprints) == 2 and fingerprints[0] == fingerprints[1]
-    # Evaluation gathers both ranks' predictions without duplicates: every labelled validation turn once.
-    validation = synthetic_split(6, 1, "validation")
-    assert results["eval_num_utterances"] == len(validation)
 
 
 def test_results_table_lists_every_metric_per_split():

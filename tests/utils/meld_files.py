@@ -1,4 +1,5 @@
-"""A tiny raw MELD release for tests: its CSV rows and a writer of release-formatted CSVs.
+"""A tiny raw MELD release for tests: its CSV rows and a writer of release-formatted CSVs; and a subset of the real
+release's CSVs.
 
 Shared by ``tests/data/test_meld.py`` and ``tests/data/test_prepare.py``, which both build it.
 """
@@ -9,7 +10,7 @@ import csv
 
 from hf_erc.data.meld import MELD_CSV_HEADER
 
-__all__ = ["TINY_ROWS", "write_meld_csv"]
+__all__ = ["TINY_ROWS", "write_meld_csv", "write_meld_subset"]
 
 # (split csv, Dialogue_ID, Utterance_ID, text, emotion, sentiment), deliberately out of order.
 TINY_ROWS = {
@@ -41,4 +42,18 @@ def write_meld_csv(path, rows, header=MELD_CSV_HEADER):
             start = f"00:00:{utterance:02d},250"
             end = f"00:00:{utterance + 1:02d},500"
             writer.writerow([number, text, "Joey", emotion, sentiment, dialogue, utterance, 1, 1, start, end])
+    return path
+
+
+def write_meld_subset(meld_csv_dir, path, dialogues):
+    """The first ``dialogues[csv name]`` dialogues of each of the real release's CSVs in ``meld_csv_dir``, rows as
+    released, written to ``path`` (CSVs only, no clips); returns ``path``."""
+    path.mkdir(parents=True, exist_ok=True)
+    for csv_name, num_dialogues in dialogues.items():
+        with open(meld_csv_dir / csv_name, newline="", encoding="utf-8") as source:
+            header, *rows = csv.reader(source)
+        dialogue = header.index("Dialogue_ID")
+        kept = [row for row in rows if int(row[dialogue]) < num_dialogues]
+        with open(path / csv_name, "w", newline="", encoding="utf-8") as target:
+            csv.writer(target, lineterminator="\r\n").writerows([header, *kept])
     return path

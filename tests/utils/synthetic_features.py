@@ -66,7 +66,6 @@ def write_sdt_config(path, data_dir, output_dir, **fields):
         "per_device_eval_batch_size": 4,
         "seed": 0,
         "disable_tqdm": True,
-        "use_cpu": True,
         **fields,
     }
     path.write_text(yaml.safe_dump(config), encoding="utf-8")

@@ -1,6 +1,7 @@
-"""Tiny random encoder configurations (RoBERTa, data2vec-audio, TimeSformer) shared by the model and stage tests."""
+"""Tiny random encoder configurations (RoBERTa, data2vec-audio, TimeSformer) shared by the model and stage tests,
+and a tiny text encoder folder for feature extraction."""
 
-__all__ = ["tiny_audio_config", "tiny_text_config", "tiny_video_config"]
+__all__ = ["tiny_audio_config", "tiny_text_config", "tiny_video_config", "write_tiny_text_encoder"]
 
 
 def tiny_text_config(hidden_size=32, num_hidden_layers=2, vocab_size=40, max_position_embeddings=40):
@@ -47,3 +48,20 @@ def tiny_video_config(hidden_size=32, num_hidden_layers=2, image_size=32, num_fr
         "num_attention_heads": 2,
         "intermediate_size": 37,
     }
+
+
+def write_tiny_text_encoder(path):
+    """A tiny random RoBERTa with MiniLM's tokenizer (every word its own id), saved to ``path`` for
+    :class:`hf_erc.features.TextEncoder`; returns ``path``."""
+    import torch
+    from transformers import AutoTokenizer, RobertaConfig, RobertaModel
+
+    from hf_erc.features.encoders import resolve_encoder_path
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_encoder_path("minilm"))
+    config = tiny_text_config(vocab_size=len(tokenizer), max_position_embeddings=130)  # MiniLM truncates at 128
+    config["pad_token_id"] = tokenizer.pad_token_id
+    torch.manual_seed(0)
+    RobertaModel(RobertaConfig(**config)).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

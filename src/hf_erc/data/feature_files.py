@@ -164,7 +164,22 @@ class RestrictedUnpickler(pickle.Unpickler):
                 "numpy arrays, lists, dicts, strings and numbers; this file asks for something else, which "
                 "could run code. Re-create the file with plain containers and numpy arrays."
             )
-        return getattr(importlib.import_module(_numpy_core_module(resolved_module)), resolved_name)
+        found = getattr(importlib.import_module(_numpy_core_module(resolved_module)), resolved_name)
+        return self._from_data_only(found) if found in (bytes, bytearray) else found
+
+    def _from_data_only(self, constructor):
+        """``bytes``/``bytearray`` as pickles call them (from data), never from a size: ``bytearray(10**12)``
+        would let a few bytes of pickle claim any amount of memory."""
+
+        def build(*args):
+            if args and isinstance(args[0], int):
+                raise UnsafePickleError(
+                    f"{self.source}: refused {constructor.__name__}({args[0]}): a feature file builds bytes from its "
+                    "own data, never from a size that could claim any amount of memory."
+                )
+            return constructor(*args)
+
+        return build
 
 
 def load_restricted_pickle(path: str | os.PathLike, *, encoding: str = "latin1") -> Any:
@@ -177,8 +192,8 @@ def load_restricted_pickle(path: str | os.PathLike, *, encoding: str = "latin1")
             return RestrictedUnpickler(handle, source=path, encoding=encoding).load()
         except UnsafePickleError:
             raise
-        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as error:
-            message = f"{path}: not a readable feature pickle ({type(error).__name__}: {error})."
+        except Exception as error:  # garbage bytes fail in many ways (EOFError, OverflowError, MemoryError, ...)
+            message = f"{path}: not a readable feature pickle ({type(error).__name__}: {str(error)[:200]})."
             raise DataFormatError(message) from error
 
 

@@ -3,7 +3,13 @@
 Whatever a frozen model computes over a dataset is stored once under a key that hashes what it depends on
 (the encoder or checkpoint, its settings, the rows or media files), so re-running extraction or a training
 stage never recomputes it. Files are written to a temporary name and renamed, so a run killed half-way
-leaves no file that looks complete.
+leaves no file that looks complete; a damaged file (truncated by a full disk, copied in part) is reported and
+computed again.
+
+Under several processes (``state``: Accelerate's ``PartialState``), every process takes the branch the main process
+sees (the file is there or not) and only the main process writes: ``compute`` then runs on every process, shares the
+work out itself and returns the whole result everywhere. Keys never depend on the number of processes, so a cache
+written by one process serves eight and the other way round.
 """
 
 from __future__ import annotations
@@ -12,12 +18,16 @@ import hashlib
 import json
 import logging
 import os
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import IO, TypeVar
 
 import numpy as np
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def cache_key(*parts) -> str:
@@ -64,38 +74,92 @@ def media_identity(view) -> list:
     return [(path, start, end, file_identity(path)) for path, start, end in zip(*columns)]
 
 
-def cached_dense(cache_dir: Path | None, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
-    """``compute()`` (a ``[rows, dim]`` array), stored as ``cache_dir/<key>.npy`` and reused."""
+def main_process_value(value: T, state) -> T:
+    """``value`` as the main process has it, on every process (``state``: see the module docstring)."""
+    if state is not None and state.num_processes > 1:
+        from accelerate.utils import broadcast_object_list
+
+        value = broadcast_object_list([value])[0]
+    return value
+
+
+def _is_stored(path: Path | None, state) -> bool:
+    """Whether ``path`` exists, as the main process sees it: every process then takes the same branch."""
+    return main_process_value(path is not None and path.is_file(), state)
+
+
+def read_cached(path: Path, read: Callable[[Path], T]) -> T | None:
+    """``read(path)``, or ``None`` with a warning when the file is damaged: the caller computes it again."""
+    try:
+        return read(path)
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
+        logger.warning("%s is damaged (%s: %s): computing it again.", path, type(error).__name__, error)
+        return None
+
+
+def write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """``write(file)`` to a temporary file renamed to ``path`` once complete: an interruption leaves no partial
+    ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    with open(temporary, "wb") as file:
+        write(file)
+    os.replace(temporary, path)
+
+
+def load_optional_rows(path: Path) -> list:
+    """The rows :func:`save_optional_rows` wrote: a vector or ``None`` each; raises if the file is damaged."""
+    with np.load(path, allow_pickle=False) as stored:
+        values, present = stored["values"], stored["present"]
+    if len(values) != len(present):
+        raise ValueError(f"{len(values)} rows of values but {len(present)} presence flags")
+    return [vector if keep else None for vector, keep in zip(values, present)]
+
+
+def save_optional_rows(file: IO[bytes], values: list) -> None:
+    """A vector or ``None`` per row, as an ``.npz`` of a dense ``values`` array (zeros for ``None``) and ``present``
+    flags."""
+    present = np.array([value is not None for value in values], dtype=bool)
+    dim = next((len(value) for value in values if value is not None), 0)
+    dense = np.zeros((len(values), dim), dtype=np.float32)
+    for row, value in enumerate(values):
+        if value is not None:
+            dense[row] = value
+    np.savez(file, values=dense, present=present)
+
+
+def _writes(path: Path | None, state) -> bool:
+    """Whether this process writes the cache file: the main one, and only when there is a cache."""
+    return path is not None and (state is None or state.is_main_process)
+
+
+def _load_dense(path: Path) -> np.ndarray:
+    return np.load(path, allow_pickle=False)
+
+
+def cached_dense(cache_dir: Path | None, key: str, compute: Callable[[], np.ndarray], state=None) -> np.ndarray:
+    """``compute()`` (a ``[rows, dim]`` array), stored as ``cache_dir/<key>.npy`` and reused (``state``: see the
+    module docstring)."""
     path = None if cache_dir is None else Path(cache_dir) / f"{key}.npy"
-    if path is not None and path.is_file():
+    stored = read_cached(path, _load_dense) if _is_stored(path, state) else None
+    if stored is not None:
         logger.info("Reusing cached outputs %s", path)
-        return np.load(path, allow_pickle=False)
+        return stored
     values = compute()
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f"{key}.partial.npy")
-        np.save(temporary, values)
-        os.replace(temporary, path)
+    if _writes(path, state):
+        write_atomically(path, lambda file: np.save(file, values))
     return values
 
 
-def cached_optional(cache_dir: Path | None, key: str, compute: Callable[[], list]) -> list:
-    """``compute()`` (a vector or ``None`` per row), stored as ``cache_dir/<key>.npz`` and reused."""
+def cached_optional(cache_dir: Path | None, key: str, compute: Callable[[], list], state=None) -> list:
+    """``compute()`` (a vector or ``None`` per row), stored as ``cache_dir/<key>.npz`` and reused (``state``: see
+    the module docstring)."""
     path = None if cache_dir is None else Path(cache_dir) / f"{key}.npz"
-    if path is not None and path.is_file():
+    stored = read_cached(path, load_optional_rows) if _is_stored(path, state) else None
+    if stored is not None:
         logger.info("Reusing cached outputs %s", path)
-        stored = np.load(path, allow_pickle=False)
-        return [vector if keep else None for vector, keep in zip(stored["values"], stored["present"])]
+        return stored
     values = compute()
-    if path is not None:
-        present = np.array([value is not None for value in values], dtype=bool)
-        dim = next((len(value) for value in values if value is not None), 0)
-        dense = np.zeros((len(values), dim), dtype=np.float32)
-        for row, value in enumerate(values):
-            if value is not None:
-                dense[row] = value
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f"{key}.partial.npz")
-        np.savez(temporary, values=dense, present=present)
-        os.replace(temporary, path)
+    if _writes(path, state):
+        write_atomically(path, lambda file: save_optional_rows(file, values))
     return values

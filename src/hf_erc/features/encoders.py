@@ -8,6 +8,8 @@ caches the results on disk so that training never recomputes them.
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 from dataclasses import dataclass
 
@@ -15,6 +17,12 @@ import numpy as np
 import torch
 
 from ..data.media import decode_audio, decode_video_frames
+from .cache import checkpoint_identity
+
+logger = logging.getLogger(__name__)
+
+# What `hf-erc fine-tune-text` writes beside an encoder it adapted: its training arguments and validation scores.
+FINE_TUNING_FILE = "fine_tuning.json"
 
 # Short names for encoders that are available offline from a pip package.
 OFFLINE_TEXT_ENCODERS = {
@@ -40,6 +48,23 @@ def resolve_encoder_path(name_or_path: str) -> str:
     return str(module.get_model_path())
 
 
+def fine_tuned_settings(path: str | os.PathLike) -> dict:
+    """``pooling`` and ``max_length`` of an encoder folder written by ``hf-erc fine-tune-text`` (``{}`` for others):
+    features must be computed the way the encoder was trained."""
+    record = os.path.join(path, FINE_TUNING_FILE)
+    if not os.path.isfile(record):
+        return {}
+    with open(record, encoding="utf-8") as file:
+        arguments = json.load(file).get("arguments", {})
+    return {key: arguments[key] for key in ("pooling", "max_length") if key in arguments}
+
+
+def tokenize_utterances(tokenizer, texts: list[str], max_length: int):
+    """A padded batch of utterances cut at ``max_length`` tokens: the one way a text encoder's input is built, when it
+    is fine-tuned (:mod:`hf_erc.features.finetune`) and when it encodes (:class:`TextEncoder`)."""
+    return tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+
+
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -51,7 +76,8 @@ def _autocast(device: torch.device):
     return torch.autocast(device.type, enabled=False)
 
 
-def _pool(hidden: torch.Tensor, mask: torch.Tensor | None, pooling: str) -> torch.Tensor:
+def pool_hidden_states(hidden: torch.Tensor, mask: torch.Tensor | None, pooling: str) -> torch.Tensor:
+    """One vector per sequence: the mean over unmasked positions, or the first position's state."""
     if pooling == "first":
         return hidden[:, 0]
     if pooling == "mean":
@@ -93,7 +119,7 @@ class TextEncoder:
         self,
         name_or_path: str = DEFAULT_TEXT_ENCODER,
         pooling: str = "mean",
-        max_length: int = 128,
+        max_length: int | None = None,
         batch_size: int = 64,
         device: str | torch.device | None = None,
     ):
@@ -101,13 +127,19 @@ class TextEncoder:
 
         self.name_or_path = name_or_path
         path = resolve_encoder_path(name_or_path)
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModel.from_pretrained(path).eval()
+        fine_tuned = fine_tuned_settings(path)
+        if fine_tuned and fine_tuned.get("pooling", pooling) != pooling:
+            logger.warning("%s was fine-tuned through %s pooling; encoding with %s pooling.", name_or_path, fine_tuned["pooling"], pooling)
+        self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+        self.model = AutoModel.from_pretrained(path, trust_remote_code=False, use_safetensors=True).eval()
         self.device = torch.device(device) if device is not None else default_device()
         self.model.to(self.device)
         self.pooling = pooling
-        self.max_length = max_length
+        # Utterances are cut where fine-tuning cut them; 128 tokens otherwise (longer than any MELD/IEMOCAP turn).
+        self.max_length = max_length or fine_tuned.get("max_length", 128)
         self.batch_size = batch_size
+        # A local folder can be rewritten (fine-tuned again) under the same name: its files identify the weights.
+        self.weights_identity = checkpoint_identity(path) if os.path.isdir(name_or_path) else None
 
     @property
     def spec(self) -> EncoderSpec:
@@ -125,16 +157,10 @@ class TextEncoder:
             batches = tqdm(batches, desc=f"text features ({os.path.basename(self.name_or_path)})", unit="batch")
         for begin in batches:
             index = order[begin : begin + self.batch_size]
-            encoded = self.tokenizer(
-                [texts[i] for i in index],
-                padding=True,
-                truncation=True,
-                max_length=self.max_length,
-                return_tensors="pt",
-            ).to(self.device)
+            encoded = tokenize_utterances(self.tokenizer, [texts[i] for i in index], self.max_length).to(self.device)
             with _autocast(self.device):
                 hidden = self.model(**encoded).last_hidden_state
-            output[index] = _pool(hidden.float(), encoded["attention_mask"], self.pooling).cpu().numpy()
+            output[index] = pool_hidden_states(hidden.float(), encoded["attention_mask"], self.pooling).cpu().numpy()
         return output
 
 
@@ -155,8 +181,8 @@ class AudioEncoder:
         from transformers import AutoFeatureExtractor, AutoModel
 
         self.name_or_path = name_or_path
-        self.feature_extractor = AutoFeatureExtractor.from_pretrained(name_or_path)
-        self.model = AutoModel.from_pretrained(name_or_path).eval()
+        self.feature_extractor = AutoFeatureExtractor.from_pretrained(name_or_path, trust_remote_code=False)
+        self.model = AutoModel.from_pretrained(name_or_path, trust_remote_code=False).eval()
         self.device = torch.device(device) if device is not None else default_device()
         self.model.to(self.device)
         self.pooling = pooling
@@ -173,7 +199,7 @@ class AudioEncoder:
         inputs = self.feature_extractor(waveform, sampling_rate=self.sampling_rate, return_tensors="pt").to(self.device)
         with _autocast(self.device):
             hidden = self.model(**inputs).last_hidden_state
-        return _pool(hidden.float(), None, self.pooling)[0].cpu().numpy()
+        return pool_hidden_states(hidden.float(), None, self.pooling)[0].cpu().numpy()
 
     def encode_file(self, path: str, start: float | None = None, end: float | None = None) -> np.ndarray:
         """Decode ``path`` (optionally ``[start, end)`` seconds) and encode it; raises ``MediaDecodeError``."""
@@ -191,8 +217,8 @@ class VideoEncoder:
         from transformers import AutoImageProcessor, AutoModel
 
         self.name_or_path = name_or_path
-        self.processor = AutoImageProcessor.from_pretrained(name_or_path)
-        self.model = AutoModel.from_pretrained(name_or_path).eval()
+        self.processor = AutoImageProcessor.from_pretrained(name_or_path, trust_remote_code=False)
+        self.model = AutoModel.from_pretrained(name_or_path, trust_remote_code=False).eval()
         self.device = torch.device(device) if device is not None else default_device()
         self.model.to(self.device)
         self.pooling = pooling
@@ -209,7 +235,7 @@ class VideoEncoder:
         inputs = self.processor(list(frames), return_tensors="pt").to(self.device)
         with _autocast(self.device):
             hidden = self.model(**inputs).last_hidden_state
-        return _pool(hidden.float(), None, self.pooling)[0].cpu().numpy()
+        return pool_hidden_states(hidden.float(), None, self.pooling)[0].cpu().numpy()
 
     def encode_file(self, path: str, start: float | None = None, end: float | None = None) -> np.ndarray:
         """Sample frames of ``path`` (optionally within ``[start, end)`` seconds) and encode them; raises

@@ -230,7 +230,8 @@ class ERCTrainingArguments(TrainingArguments):
     Changed defaults: train and test, evaluate and save every epoch, keep the best checkpoint on validation
     weighted F1, bucket dialogues by their ``length`` column, keep every dataset column (the
     dialogue collator needs ``speaker``, ``emotion`` and the feature columns, which are not
-    ``forward`` arguments), and report to no tracker.
+    ``forward`` arguments), and report to no tracker. On a machine without an accelerator ``scripts/train.py``
+    also defaults ``use_cpu`` to true, so that the processes of ``accelerate launch`` train on the CPU together.
     """
 
     eval_strategy: IntervalStrategy | str = field(default="epoch", metadata={"help": "When to evaluate: 'no', 'steps' or 'epoch'."})
@@ -253,6 +254,15 @@ class ERCTrainingArguments(TrainingArguments):
         default=False, metadata={"help": "Keep all columns: the dialogue collator reads non-forward columns."}
     )
     report_to: None | str | list[str] = field(default="none", metadata={"help": "Trackers to report to."})
+    resume_from_checkpoint: str | None = field(
+        default=None,
+        metadata={
+            "help": "Checkpoint folder to resume training from; bare, 'last' or 'true': the newest complete checkpoint "
+            "in output_dir (after a crash, rerun the same command with this flag).",
+            "nargs": "?",
+            "const": "last",
+        },
+    )
     do_train: bool = field(default=True, metadata={"help": "Train (otherwise only evaluate the given model)."})
     do_predict: bool = field(default=True, metadata={"help": "Evaluate the final model on the test split."})
     decay_all_parameters: bool = field(

@@ -27,7 +27,7 @@ def load_speaker_tokenizer(name_or_path: str | None, num_speaker_tokens: int):
             "--model_name_or_path (a text encoder such as roberta-large, or 'minilm') or --tokenizer_name_or_path "
             "(the text model's tokenizer)."
         )
-    tokenizer = AutoTokenizer.from_pretrained(resolve_encoder_path(name_or_path))
+    tokenizer = AutoTokenizer.from_pretrained(resolve_encoder_path(name_or_path), trust_remote_code=False)
     if tokenizer.mask_token_id is None or tokenizer.pad_token_id is None:
         raise ValueError(f"The tokenizer of {name_or_path} has no mask or pad token; the prompt needs both.")
     missing = [token for token in speaker_tokens(num_speaker_tokens) if token not in tokenizer.get_vocab()]
@@ -94,9 +94,9 @@ def _preprocessor_from(processor_class, source: str | None, modality: str):
     if source is None:
         return None
     if Path(source, "processor_config.json").is_file():
-        return getattr(processor_class.from_pretrained(source), attribute)
+        return getattr(processor_class.from_pretrained(source, trust_remote_code=False), attribute)
     try:
-        return auto_class.from_pretrained(source)
+        return auto_class.from_pretrained(source, trust_remote_code=False)
     except (OSError, ValueError):
         logger.info(f"No {attribute} in {source}: using the reference's {modality} preprocessing.")
         return None

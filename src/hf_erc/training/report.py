@@ -104,14 +104,10 @@ def parse_report_arguments(argv: Sequence[str] | None = None) -> tuple[argparse.
 
 
 def default_output_root(config: str | os.PathLike) -> Path:
-    """The config's ``output_dir`` (``outputs/<config name>`` if it has none)."""
-    import yaml
-
+    """The config's ``output_dir`` (``outputs/<config name>`` if it has none); a config that is not a YAML mapping
+    is a one-line :class:`ValueError` (:func:`hf_erc.training.run.read_yaml_config`)."""
     path = Path(config)
-    if not path.is_file():
-        raise FileNotFoundError(f"Config file {path} does not exist.")
-    values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    output_dir = values.get("output_dir") if isinstance(values, dict) else None
+    output_dir = train_run.read_yaml_config(path).get("output_dir")
     return Path(output_dir) if output_dir else Path("outputs") / path.stem
 
 

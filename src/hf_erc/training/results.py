@@ -59,14 +59,14 @@ def finalize_checkpoint(args, stage_name: str, stage, push_to_hub: bool) -> int:
     ``save_model`` also writes ``training_args.bin`` (a pickle); it is replaced by ``training_args.json`` so the
     published folder holds no pickle.
     """
-    from ..features.extract import ENCODERS_FILE
+    from ..features.extract import ENCODERS_FILE, load_encoder_specs, save_encoder_specs
     from ..hub import HubUploadError, push_checkpoint, write_model_card
 
     training_args, data_args = args.training, args.data
     output_dir = Path(training_args.output_dir)
     encoders = Path(data_args.data_dir) / ENCODERS_FILE if data_args.data_dir else None
     if encoders is not None and encoders.is_file():
-        (output_dir / ENCODERS_FILE).write_text(encoders.read_text(encoding="utf-8"), encoding="utf-8")
+        save_encoder_specs(bundle_local_encoders(load_encoder_specs(encoders.parent), output_dir), output_dir)
     (output_dir / "training_args.bin").unlink(missing_ok=True)
     (output_dir / "training_args.json").write_text(training_args.to_json_string(), encoding="utf-8")
     summary = {
@@ -97,3 +97,28 @@ def finalize_checkpoint(args, stage_name: str, stage, push_to_hub: bool) -> int:
             return 1
         print(f"Pushed {output_dir} to {url}")
     return 0
+
+
+def bundle_local_encoders(specs: dict, output_dir: Path) -> dict:
+    """Copy every encoder that exists only as a local folder (e.g. one ``hf-erc fine-tune-text`` wrote) into the
+    checkpoint as ``<modality>_encoder/`` and point its record there, so the checkpoint (and its Hub repository)
+    carries the encoder its features came from. Hub ids and short names stay as they are."""
+    import dataclasses
+    import shutil
+
+    from ..features.encoders import FINE_TUNING_FILE
+
+    bundled = {}
+    for modality, spec in specs.items():
+        source = Path(spec.name_or_path)
+        if not source.is_dir() or source.resolve() == (output_dir / f"{modality}_encoder").resolve():
+            bundled[modality] = spec
+            continue
+        target = output_dir / f"{modality}_encoder"
+        target.mkdir(parents=True, exist_ok=True)
+        for file in source.iterdir():
+            if file.is_file() and (file.suffix in (".json", ".safetensors", ".txt", ".model") or file.name == FINE_TUNING_FILE):
+                shutil.copy2(file, target / file.name)
+        bundled[modality] = dataclasses.replace(spec, name_or_path=target.name)
+    return bundled
+

@@ -863,8 +863,9 @@ def _load_pretrained_encoder(modality, name_or_path, config_overrides):
         return Data2VecAudioModel.from_pretrained(name_or_path)
     if modality == "video":
         return TimesformerModel.from_pretrained(name_or_path)
-    text_config = AutoConfig.from_pretrained(name_or_path)
-    encoder = AutoModel.from_pretrained(name_or_path, **_without_pooler(text_config))
+    # Never the code an encoder's folder ships (auto_map): its architecture must be one transformers has.
+    text_config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=False)
+    encoder = AutoModel.from_pretrained(name_or_path, trust_remote_code=False, **_without_pooler(text_config))
     num_speaker_tokens = config_overrides.get("num_speaker_tokens", MAGTKD_NUM_SPEAKER_TOKENS)
     encoder.resize_token_embeddings(encoder.config.vocab_size + num_speaker_tokens)
     return encoder

@@ -98,7 +98,7 @@ def _auto_config(name_or_path: str):
 
     import hf_erc.models  # noqa: F401  (registers the hf_erc configurations with AutoConfig)
 
-    return AutoConfig.from_pretrained(name_or_path)
+    return AutoConfig.from_pretrained(name_or_path, trust_remote_code=False)
 
 
 def build_stage_model(recipe, model_class, args: RunArguments, name_or_path: str | None, **text_fields):
@@ -116,7 +116,7 @@ def build_stage_model(recipe, model_class, args: RunArguments, name_or_path: str
     path = resolve_encoder_path(name_or_path)
     config = _auto_config(path)
     if _is_checkpoint_of(config, model_class):
-        return model_class.from_pretrained(path, **overrides)
+        return model_class.from_pretrained(path, use_safetensors=True, **overrides)
     return model_class.from_encoder_pretrained(path, dataset=preset_name(args), **overrides)
 
 
@@ -130,7 +130,7 @@ def load_stage_checkpoint(path: str | None, model_class, what: str):
         raise ValueError(
             f"{path} is not a {model_class.__name__} checkpoint ({what}): pass the output_dir of that stage."
         )
-    return model_class.from_pretrained(path, config=config)
+    return model_class.from_pretrained(path, config=config, use_safetensors=True)
 
 
 def check_same_labels(model, reference, reference_name: str) -> None:

@@ -54,7 +54,7 @@ class DialogueStage(Stage):
         overrides = dict(args.model.config_overrides)
         source = args.model.model_name_or_path
         if source is not None:
-            model = recipe.model_class.from_pretrained(source, **overrides)
+            model = recipe.model_class.from_pretrained(source, use_safetensors=True, **overrides)
         else:
             for key, dim in fields.items():
                 if key in overrides and overrides[key] != dim:
@@ -82,7 +82,7 @@ class DialogueStage(Stage):
 
         import hf_erc.models  # noqa: F401  (registers the hf_erc model types with the Auto classes)
 
-        return AutoModel.from_pretrained(path)
+        return AutoModel.from_pretrained(path, trust_remote_code=False, use_safetensors=True)
 
 
 class FeatureFusionStage(DialogueStage):

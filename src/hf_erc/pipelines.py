@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -203,17 +204,27 @@ class EmotionRecognitionPipeline(_ConversationLabeller):
         return self.model(**batch).logits.float().softmax(dim=-1)[0].cpu(), flags
 
 
+# The folder name a checkpoint gives an encoder it carries (`text_encoder`, `audio_encoder`, ...): a plain name, so a
+# record cannot point outside the checkpoint.
+BUNDLED_ENCODER = re.compile(r"(text|audio|video)_encoder")
+
+
 def bundled_encoder_path(checkpoint: str, specs_file: str, name_or_path: str) -> str:
     """Where an encoder named in ``feature_encoders.json`` lives: a folder saved inside the checkpoint
     (``text_encoder``, see :func:`hf_erc.training.results.bundle_local_encoders`) resolves against it, downloaded
     from the Hub when the checkpoint is a repository; any other name is returned as it is."""
-    if os.path.isabs(name_or_path) or not name_or_path.endswith("_encoder"):
+    if not BUNDLED_ENCODER.fullmatch(name_or_path):
         return name_or_path
     local = os.path.join(os.path.dirname(specs_file), name_or_path)
     if not os.path.isdir(local) and not os.path.isdir(checkpoint):
         from huggingface_hub import snapshot_download
 
-        local = os.path.join(snapshot_download(checkpoint, allow_patterns=[f"{name_or_path}/*"]), name_or_path)
+        try:
+            local = os.path.join(snapshot_download(checkpoint, allow_patterns=[f"{name_or_path}/*"]), name_or_path)
+        except Exception as error:  # offline, no such repository: say which encoder could not be fetched
+            raise CheckpointError(
+                f"{checkpoint}: its {name_or_path}/ folder cannot be downloaded ({type(error).__name__}: {one_line(error)})."
+            ) from error
     return local if os.path.isdir(local) else name_or_path
 
 

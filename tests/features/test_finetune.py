@@ -127,3 +127,10 @@ def test_a_checkpoint_carries_its_fine_tuned_encoder(fine_tuned, meld_subset, tm
     assert np.allclose(labeller.encoders["text"].encode(list(dialogue["text"])), expected, atol=1e-5)
     rows = labeller(conversation)
     assert len(rows) == len(dialogue)
+
+
+def test_a_training_split_without_labelled_utterances_is_a_clear_error(meld_subset, base_encoder, tmp_path):
+    dataset = load_erc_dataset("meld", meld_subset)
+    dataset["train"] = dataset["train"].select([])
+    with pytest.raises(ValueError, match="The train split has no labelled utterance"):
+        fine_tune_text_encoder(dataset, emotion_names("meld"), tmp_path, TextFineTuningArguments(text_encoder=str(base_encoder)))

@@ -11,7 +11,6 @@ training split's labels are read; validation is evaluated for the record, test n
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 from dataclasses import asdict, dataclass
@@ -21,8 +20,6 @@ import torch
 from torch import nn
 
 from .encoders import FINE_TUNING_FILE, pool_hidden_states, resolve_encoder_path, tokenize_utterances
-
-logger = logging.getLogger(__name__)
 
 
 
@@ -92,9 +89,11 @@ class _TokenizingCollator:
         return dict(batch)
 
 
-def _utterance_table(split, tokenizer, max_length: int):
+def _utterance_table(name: str, split, tokenizer, max_length: int):
     """``text``, ``labels`` and ``length`` (tokens, for length-grouped batches) of the labelled rows of ``split``."""
     labelled = split.filter(lambda label: label is not None and label >= 0, input_columns="emotion")
+    if len(labelled) == 0:
+        raise ValueError(f"The {name} split has no labelled utterance: nothing to fine-tune the text encoder on or with.")
     lengths = [len(ids) for ids in tokenizer(list(labelled["text"]), truncation=True, max_length=max_length)["input_ids"]]
     table = labelled.select_columns(["text", "emotion"]).rename_column("emotion", "labels")
     return table.add_column("length", lengths)
@@ -120,7 +119,11 @@ def fine_tune_text_encoder(dataset_dict, label_names, output_dir: str | os.PathL
     if args.freeze_word_embeddings:
         encoder.get_input_embeddings().weight.requires_grad_(False)
     model = UtteranceEmotionClassifier(encoder, len(label_names), args.pooling, args.dropout)
-    tables = {name: _utterance_table(split, tokenizer, args.max_length) for name, split in dataset_dict.items() if name in ("train", "validation")}
+    tables = {
+        name: _utterance_table(name, split, tokenizer, args.max_length)
+        for name, split in dataset_dict.items()
+        if name in ("train", "validation")
+    }
 
     output = Path(output_dir)
     training_args = TrainingArguments(
@@ -144,7 +147,6 @@ def fine_tune_text_encoder(dataset_dict, label_names, output_dir: str | os.PathL
         bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
         dataloader_num_workers=0,
         dataloader_pin_memory=False,
-        disable_tqdm=False,
     )
     trainer = Trainer(
         model=model,
@@ -155,8 +157,10 @@ def fine_tune_text_encoder(dataset_dict, label_names, output_dir: str | os.PathL
         compute_metrics=ERCMetrics(label_names),
     )
     trainer.train()
-    metrics = trainer.evaluate() if "validation" in tables else {}
-    metrics = {key.removeprefix("eval_"): value for key, value in metrics.items() if key != "eval_confusion_matrix"}
+    # The evaluation at the end of the last epoch (eval_strategy="epoch"): the saved encoder's validation scores.
+    evaluations = [entry for entry in trainer.state.log_history if "eval_weighted_f1" in entry]
+    metrics = evaluations[-1] if evaluations else {}
+    metrics = {key.removeprefix("eval_"): value for key, value in metrics.items() if key.startswith("eval_") and key != "eval_confusion_matrix"}
 
     if trainer.is_world_process_zero():
         encoder.get_input_embeddings().weight.requires_grad_(True)

@@ -553,3 +553,20 @@ def test_our_model_types_load_with_hf_erc_classes_whatever_code_and_pickles_they
     assert type(labeller.model) is SDTForEmotionRecognition and not marker.exists()
     for name, weight in reference.state_dict().items():
         torch.testing.assert_close(labeller.model.state_dict()[name], weight)
+
+
+def test_only_hf_erc_own_code_counts_as_ours_for_the_quickstart_reload(tmp_path):
+    """The quickstart reloads its checkpoint with trust_remote_code=True (to prove it loads without hf_erc) only when
+    every Python file it ships is hf_erc's own, byte for byte."""
+    from hf_erc.checkpoints import foreign_code_files
+
+    marker = tmp_path / "marker"
+    clean = checkpoint(lambda path, marker: None)(tmp_path / "clean", marker)
+    assert foreign_code_files(clean) == []
+
+    def edit_and_add_code(path: Path, marker: Path) -> None:
+        _prepend(path / "modeling_sdt.py", _marker_line(marker))
+        (path / "helpers.py").write_text("x = 1\n")
+
+    edited = checkpoint(edit_and_add_code)(tmp_path / "edited", marker)
+    assert foreign_code_files(edited) == ["helpers.py", "modeling_sdt.py"] and not marker.exists()

@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import os
 import re
+from pathlib import Path
 
 __all__ = [
     "CheckpointError",
     "checkpoint_file",
+    "foreign_code_files",
     "hf_erc_model_types",
     "load_checkpoint_model",
     "load_checkpoint_processor",
@@ -41,6 +43,22 @@ def one_line(error: BaseException, limit: int = 300) -> str:
     """An exception's message on one line, cut to ``limit`` characters (library messages span several lines)."""
     text = " ".join(str(error).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def foreign_code_files(folder: str | os.PathLike) -> list[str]:
+    """The Python files in a checkpoint folder that are not byte for byte hf_erc's own model files of that name.
+
+    Empty for a checkpoint ``scripts/train.py`` wrote: its shipped code is then the package's, and loading it with
+    ``trust_remote_code=True`` (as the quickstart does to prove the checkpoint loads without hf_erc) runs nothing
+    foreign.
+    """
+    models = Path(__file__).parent / "models"
+    foreign = []
+    for shipped in sorted(Path(folder).glob("*.py")):
+        own = list(models.glob(f"*/{shipped.name}"))
+        if len(own) != 1 or own[0].read_bytes() != shipped.read_bytes():
+            foreign.append(shipped.name)
+    return foreign
 
 
 def checkpoint_file(name_or_path: str | os.PathLike, filename: str) -> str | None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -34,7 +33,7 @@ from .checkpoints import (
 from .conversations import Utterance, conversation_from_video, read_conversation
 from .data.collators import DialogueCollator
 from .data.media import MediaDecodeError
-from .features.encoders import AudioEncoder, TextEncoder, VideoEncoder, default_device
+from .features.encoders import BUNDLED_ENCODER_FOLDERS, AudioEncoder, TextEncoder, VideoEncoder, default_device
 from .features.extract import ENCODERS_FILE, FEATURE_COLUMNS, load_encoder_specs
 
 __all__ = [
@@ -204,16 +203,11 @@ class EmotionRecognitionPipeline(_ConversationLabeller):
         return self.model(**batch).logits.float().softmax(dim=-1)[0].cpu(), flags
 
 
-# The folder name a checkpoint gives an encoder it carries (`text_encoder`, `audio_encoder`, ...): a plain name, so a
-# record cannot point outside the checkpoint.
-BUNDLED_ENCODER = re.compile(r"(text|audio|video)_encoder")
-
-
 def bundled_encoder_path(checkpoint: str, specs_file: str, name_or_path: str) -> str:
     """Where an encoder named in ``feature_encoders.json`` lives: a folder saved inside the checkpoint
     (``text_encoder``, see :func:`hf_erc.training.results.bundle_local_encoders`) resolves against it, downloaded
     from the Hub when the checkpoint is a repository; any other name is returned as it is."""
-    if not BUNDLED_ENCODER.fullmatch(name_or_path):
+    if name_or_path not in BUNDLED_ENCODER_FOLDERS.values():
         return name_or_path
     local = os.path.join(os.path.dirname(specs_file), name_or_path)
     if not os.path.isdir(local) and not os.path.isdir(checkpoint):

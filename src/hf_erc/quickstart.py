@@ -68,6 +68,7 @@ def run_quickstart(
     """Run every step; returns the test metrics (``weighted_f1``, ``accuracy``, ``macro_f1``, ``f1_<label>`` ...)."""
     import torch
 
+    from .checkpoints import foreign_code_files, load_checkpoint_model
     from .data.collators import DialogueCollator
     from .data.dialogues import group_dialogues
     from .features.extract import extract_features_to_disk
@@ -105,9 +106,13 @@ def run_quickstart(
     results = json.loads((checkpoint / "all_results.json").read_text())
 
     print("[3/5] Reloading the checkpoint with AutoModel(trust_remote_code=True) in a process without hf_erc")
-    from transformers import AutoModel
-
-    model = AutoModel.from_pretrained(checkpoint).eval()
+    foreign = foreign_code_files(checkpoint)
+    if foreign:  # the reload runs the checkpoint's code: only ever hf_erc's own
+        raise RuntimeError(
+            f"{checkpoint} holds Python files that are not hf_erc's own model code ({', '.join(foreign)}); the "
+            "reload check would run them, so it stops here. Delete the folder and run the quickstart again."
+        )
+    model = load_checkpoint_model(checkpoint).eval()
     dialogue = group_dialogues(dataset_dict["test"].select(range(20)))[0]
     batch = DialogueCollator(modalities=["text"], num_speakers=model.config.num_speakers, label_column=None)([dialogue])
     with torch.no_grad():

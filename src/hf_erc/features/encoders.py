@@ -23,6 +23,9 @@ logger = logging.getLogger(__name__)
 
 # What `hf-erc fine-tune-text` writes beside an encoder it adapted: its training arguments and validation scores.
 FINE_TUNING_FILE = "fine_tuning.json"
+# The folder in a checkpoint that carries the encoder of a modality (one that existed only as a local folder); a
+# plain name, so an encoder record cannot point outside the checkpoint.
+BUNDLED_ENCODER_FOLDERS = {modality: f"{modality}_encoder" for modality in ("text", "audio", "video")}
 
 # Short names for encoders that are available offline from a pip package.
 OFFLINE_TEXT_ENCODERS = {
@@ -146,16 +149,11 @@ class TextEncoder:
         return EncoderSpec("text", self.name_or_path, self.pooling, self.model.config.hidden_size, self.max_length)
 
     @torch.inference_mode()
-    def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
+    def encode(self, texts: list[str]) -> np.ndarray:
         """``[len(texts), hidden]`` float32; texts are batched by length for speed, output in input order."""
         order = np.argsort([len(text) for text in texts], kind="stable")
         output = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
-        batches = range(0, len(texts), self.batch_size)
-        if progress:
-            from tqdm.auto import tqdm
-
-            batches = tqdm(batches, desc=f"text features ({os.path.basename(self.name_or_path)})", unit="batch")
-        for begin in batches:
+        for begin in range(0, len(texts), self.batch_size):
             index = order[begin : begin + self.batch_size]
             encoded = tokenize_utterances(self.tokenizer, [texts[i] for i in index], self.max_length).to(self.device)
             with _autocast(self.device):

@@ -106,19 +106,16 @@ def bundle_local_encoders(specs: dict, output_dir: Path) -> dict:
     import dataclasses
     import shutil
 
-    from ..features.encoders import FINE_TUNING_FILE
+    from ..features.encoders import BUNDLED_ENCODER_FOLDERS
 
     bundled = {}
     for modality, spec in specs.items():
-        source = Path(spec.name_or_path)
-        if not source.is_dir() or source.resolve() == (output_dir / f"{modality}_encoder").resolve():
-            bundled[modality] = spec
-            continue
-        target = output_dir / f"{modality}_encoder"
-        target.mkdir(parents=True, exist_ok=True)
-        for file in source.iterdir():
-            if file.is_file() and (file.suffix in (".json", ".safetensors", ".txt", ".model") or file.name == FINE_TUNING_FILE):
-                shutil.copy2(file, target / file.name)
-        bundled[modality] = dataclasses.replace(spec, name_or_path=target.name)
+        source, target = Path(spec.name_or_path), output_dir / BUNDLED_ENCODER_FOLDERS[modality]
+        if source.is_dir() and source.resolve() != target.resolve():
+            target.mkdir(parents=True, exist_ok=True)
+            for file in source.iterdir():  # weights, config, tokenizer files, fine_tuning.json
+                if file.is_file() and file.suffix in (".json", ".safetensors", ".txt", ".model"):
+                    shutil.copy2(file, target / file.name)
+            spec = dataclasses.replace(spec, name_or_path=target.name)
+        bundled[modality] = spec
     return bundled
-

@@ -1,7 +1,7 @@
 """The hf_erc demo as a Hugging Face Space (or locally: ``python app.py``; ``hf-erc demo`` does the same).
 
 Label a typed conversation or a video with its subtitles with an emotion per utterance, and see the emotion
-timeline; see :mod:`hf_erc.demo`. The checkpoint picked at start is ``$HF_ERC_MODEL`` (a folder or a Hub
+timeline; see :mod:`hf_erc.commands.demo`. The checkpoint picked at start is ``$HF_ERC_MODEL`` (a folder or a Hub
 repository id), else ``outputs/quickstart/sdt-meld-text`` (what ``hf-erc quickstart`` trains); ``$HF_ERC_MODELS``
 (comma-separated) adds more choices. Checkpoints load with hf_erc's own classes and safetensors weights: the app
 never runs Python code that a checkpoint ships.
@@ -57,7 +57,7 @@ try:
 except ImportError:  # a Space: the code is uploaded, not installed
     sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 
-from hf_erc.demo import QUICKSTART_CHECKPOINT, build_demo
+from hf_erc.commands.demo import QUICKSTART_CHECKPOINT, build_demo
 
 demo = build_demo(
     os.environ.get("HF_ERC_MODEL", QUICKSTART_CHECKPOINT),

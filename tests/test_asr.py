@@ -1,4 +1,4 @@
-"""Speech recognition cues (`hf_erc.asr`, `hf-erc predict --asr`) with a tiny Whisper built offline.
+"""Speech recognition cues (`hf_erc.inference.asr`, `hf-erc predict --asr`) with a tiny Whisper built offline.
 
 The tiny Whisper is a real `WhisperForConditionalGeneration` run by transformers' real ASR pipeline (feature
 extractor, `generate` with its timestamp rules, timestamp decoding), saved and loaded like a checkpoint. Random weights
@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from hf_erc.asr import cues_from_chunks, load_recognizer, transcribe_cues
+from hf_erc.inference.asr import cues_from_chunks, load_recognizer, transcribe_cues
 from hf_erc.cli import main as cli_main
-from hf_erc.conversations import conversation_from_asr
+from hf_erc.inference.conversations import conversation_from_asr
 from hf_erc.labels import MELD_EMOTIONS
 from tests.utils.media_fixtures import write_mp4
 

@@ -55,13 +55,13 @@ def gr():
 
 @pytest.fixture(scope="module")
 def demo(gr, text_only_checkpoint):
-    from hf_erc.demo import build_demo
+    from hf_erc.commands.demo import build_demo
 
     return build_demo(str(text_only_checkpoint), device="cpu")
 
 
 def test_a_typed_conversation_gives_its_table_and_timeline(demo, text_only_checkpoint):
-    from hf_erc.demo import RESULT_COLUMNS, sample_table
+    from hf_erc.commands.demo import RESULT_COLUMNS, sample_table
 
     table = sample_table() + [["", ""]]  # a blank row, as the table's "add row" leaves one: skipped
     rows, image = demo.hf_erc.label_conversation(str(text_only_checkpoint), table)
@@ -105,7 +105,7 @@ def test_errors_are_shown_in_the_page_with_the_file_and_cue(gr, demo, text_only_
 
 
 def test_without_gradio_the_demo_says_how_to_install_it(monkeypatch, capsys):
-    from hf_erc.demo import build_demo
+    from hf_erc.commands.demo import build_demo
 
     monkeypatch.setitem(sys.modules, "gradio", None)  # import gradio -> ImportError
     with pytest.raises(ImportError, match=r'pip install "hf-erc\[demo\]"'):
@@ -190,7 +190,7 @@ def test_the_page_labels_an_uploaded_video_in_headless_chromium(gr, text_only_ch
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from hf_erc.demo import build_demo
+    from hf_erc.commands.demo import build_demo
 
     write_docs = os.environ.get("HF_ERC_WRITE_DOCS") == "1"
     cues = _docs_scene() if write_docs else SCENE

@@ -23,15 +23,15 @@ import torch
 
 import hf_erc
 from hf_erc.cli import main as hf_erc_main
-from hf_erc.conversations import read_conversation
+from hf_erc.inference.conversations import read_conversation
 from hf_erc.data.feature_files import read_feature_pickle
 from hf_erc.data.magtkd_features import read_magtkd_feature_pickles
 from hf_erc.features.encoders import EncoderSpec
 from hf_erc.features.extract import save_encoder_specs
-from hf_erc.inputs import checkpoint_processor
+from hf_erc.commands.show_inputs import checkpoint_processor
 from hf_erc.models import SDTConfig, SDTForEmotionRecognition
-from hf_erc.quickstart import SAMPLE_CONVERSATION
-from hf_erc.subtitles import read_subtitles
+from hf_erc.commands.quickstart import SAMPLE_CONVERSATION
+from hf_erc.inference.subtitles import read_subtitles
 from hf_erc.training.run import main as train_main
 from tests.utils.magtkd_pickles import MELD_SPLITS, write_feature_folder
 from tests.utils.subtitle_files import srt_text
@@ -558,7 +558,7 @@ def test_our_model_types_load_with_hf_erc_classes_whatever_code_and_pickles_they
 def test_only_hf_erc_own_code_counts_as_ours_for_the_quickstart_reload(tmp_path):
     """The quickstart reloads its checkpoint with trust_remote_code=True (to prove it loads without hf_erc) only when
     every Python file it ships is hf_erc's own, byte for byte."""
-    from hf_erc.checkpoints import foreign_code_files
+    from hf_erc.inference.checkpoints import foreign_code_files
 
     marker = tmp_path / "marker"
     clean = checkpoint(lambda path, marker: None)(tmp_path / "clean", marker)

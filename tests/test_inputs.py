@@ -19,7 +19,7 @@ from hf_erc.data import load_erc_dataset
 from hf_erc.data.collators import MediaCollator
 from hf_erc.data.media import decode_audio
 from hf_erc.data.views import with_prompt_context
-from hf_erc.inputs import placeholder_tokenizer, recipe_processor
+from hf_erc.commands.show_inputs import placeholder_tokenizer, recipe_processor
 from hf_erc.models import MAGTKDProcessor
 from hf_erc.models.magtkd.configuration_magtkd import MELD_SPEAKERS
 from tests.utils.media_fixtures import write_wav

@@ -10,9 +10,9 @@ import torch
 
 from hf_erc.labels import MELD_EMOTIONS
 from hf_erc.models import SDTConfig, SDTForEmotionRecognition
-from hf_erc.pipelines import EmotionRecognitionPipeline, pipeline, read_conversation
-from hf_erc.predict import format_predictions
-from hf_erc.quickstart import SAMPLE_CONVERSATION, run_quickstart
+from hf_erc.inference.pipelines import EmotionRecognitionPipeline, pipeline, read_conversation
+from hf_erc.commands.predict import format_predictions
+from hf_erc.commands.quickstart import SAMPLE_CONVERSATION, run_quickstart
 
 
 
@@ -116,7 +116,7 @@ def test_processor_pipeline_labels_raw_media_as_training_reads_them(tmp_path):
 
     from hf_erc.data.collators import MediaCollator
     from hf_erc.models import TelMEForEmotionRecognition
-    from hf_erc.pipelines import ProcessorPipeline
+    from hf_erc.inference.pipelines import ProcessorPipeline
     from tests.utils.media_fixtures import write_mp4
     from tests.utils.tiny_telme import tiny_config, tiny_processor
 
@@ -158,7 +158,7 @@ def test_stream_labels_each_utterance_as_it_arrives(tmp_path):
     """TelME reads only the past (its prompt is the dialogue so far, its media the utterance's own): streamed labels
     equal those of the whole conversation labelled at once, and each clip is decoded once."""
     from hf_erc.models import TelMEForEmotionRecognition
-    from hf_erc.pipelines import ProcessorPipeline
+    from hf_erc.inference.pipelines import ProcessorPipeline
     from tests.utils.media_fixtures import write_mp4
     from tests.utils.tiny_telme import tiny_config, tiny_processor
 

@@ -10,7 +10,7 @@ import torch
 from hf_erc.cli import main as cli_main
 from hf_erc.labels import MELD_EMOTIONS
 from hf_erc.models import TelMEForEmotionRecognition
-from hf_erc.pipelines import pipeline
+from hf_erc.inference.pipelines import pipeline
 from tests.utils.media_fixtures import write_corrupt, write_mp4
 from tests.utils.subtitle_files import SCENE, srt_text, vtt_text, write_subtitles
 from tests.utils.tiny_telme import tiny_config, tiny_processor

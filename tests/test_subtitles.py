@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from hf_erc import subtitles
-from hf_erc.subtitles import Cue, SubtitleError, cues_to_conversation, parse_srt, parse_vtt, read_subtitles
+from hf_erc.inference import subtitles
+from hf_erc.inference.subtitles import Cue, SubtitleError, cues_to_conversation, parse_srt, parse_vtt, read_subtitles
 from tests.utils.subtitle_files import SCENE, srt_text, vtt_text, write_subtitles
 
 SPEAKERS_SRT = """1

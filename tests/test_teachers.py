@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save_file
 from transformers import RobertaModel
 
 from hf_erc.models import TelMEConfig, TelMETextTeacher
-from hf_erc.teachers import PrependedPromptEncoder, TeacherPeftArguments, apply_peft, fold_peft
+from hf_erc.training.teachers import PrependedPromptEncoder, TeacherPeftArguments, apply_peft, fold_peft
 
 PAD, BOS, EOS, MASK = 1, 0, 2, 3
 NUM_VIRTUAL_TOKENS = 4
@@ -91,7 +91,7 @@ def is_method_parameter(method, name):
 
 
 def encode_with_prompt(roberta, prompt, input_ids, attention_mask):
-    """The specification of `hf_erc.teachers` (module docstring, steps 1-5), written out: RoBERTa's hidden
+    """The specification of `hf_erc.training.teachers` (module docstring, steps 1-5), written out: RoBERTa's hidden
     states for `prompt` ([k, hidden]) prepended to left-padded `input_ids`."""
     batch_size, num_virtual = input_ids.shape[0], prompt.shape[0]
     inputs_embeds = roberta.get_input_embeddings()(input_ids)

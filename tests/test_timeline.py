@@ -8,7 +8,7 @@ import re
 import pytest
 
 from hf_erc.labels import IEMOCAP_EMOTIONS, MELD_EMOTIONS
-from hf_erc.timeline import (
+from hf_erc.inference.timeline import (
     FALLBACK_COLORS,
     band_alpha,
     build_timeline_figure,

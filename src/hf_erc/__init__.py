@@ -17,11 +17,11 @@ __version__ = "0.1.0"
 
 def pipeline(model: str, device: str | None = None, trust_remote_code: bool = False):
     """Label conversations with a trained checkpoint: ``hf_erc.pipeline("path/or/repo")(conversation)``, or
-    ``(video="talk.mp4", subtitles="talk.srt")``, or a list of either (see :mod:`hf_erc.pipelines`).
+    ``(video="talk.mp4", subtitles="talk.srt")``, or a list of either (see :mod:`hf_erc.inference.pipelines`).
 
     hf_erc's model types load with the package's classes; ``trust_remote_code=True`` lets a checkpoint of another
     model type run the Python code it ships (only for code you trust)."""
-    from .pipelines import pipeline as build_pipeline
+    from .inference.pipelines import pipeline as build_pipeline
 
     return build_pipeline(model, device=device, trust_remote_code=trust_remote_code)
 

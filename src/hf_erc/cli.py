@@ -1,7 +1,7 @@
 """The ``hf-erc`` command.
 
-Each sub-command lives beside the code it drives and registers itself here through a
-``register(subparsers)`` function, so this file only lists them.
+Each sub-command is one module of :mod:`hf_erc.commands` with a ``register(subparsers)`` function that adds
+it; this file only lists them and turns data errors into one-line messages.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from .locking import OutputFolderInUseError
 
 # Modules that define a ``register(subparsers)`` function adding one sub-command.
 SUBCOMMAND_MODULES: tuple[str, ...] = (
-    "hf_erc.data.prepare",
-    "hf_erc.demo",
-    "hf_erc.features.extract",
-    "hf_erc.features.finetune",
-    "hf_erc.inputs",
-    "hf_erc.predict",
-    "hf_erc.quickstart",
+    "hf_erc.commands.prepare",
+    "hf_erc.commands.extract_features",
+    "hf_erc.commands.fine_tune_text",
+    "hf_erc.commands.show_inputs",
+    "hf_erc.commands.predict",
+    "hf_erc.commands.demo",
+    "hf_erc.commands.quickstart",
 )
 
 

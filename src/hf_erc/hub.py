@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from .checkpoints import read_checkpoint_json
+from .inference.checkpoints import read_checkpoint_json
 from .labels import emotion_names
 from .locking import LOCK_FILE
 from .papers import PaperInfo

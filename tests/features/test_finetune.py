@@ -18,7 +18,7 @@ from hf_erc.cli import main as cli_main
 from hf_erc.data.prepare import load_erc_dataset
 from hf_erc.features.encoders import FINE_TUNING_FILE, TextEncoder
 from hf_erc.features.extract import extract_features_to_disk, load_encoder_specs
-from hf_erc.features.finetune import TextFineTuningArguments, fine_tune_text_encoder
+from hf_erc.training.finetune import TextFineTuningArguments, fine_tune_text_encoder
 from hf_erc.labels import emotion_names
 from tests.utils.meld_files import write_meld_subset
 from tests.utils.tiny_encoders import write_tiny_text_encoder
@@ -103,7 +103,7 @@ def test_the_cache_knows_an_encoder_folder_fine_tuned_again(fine_tuned, meld_sub
 def test_a_checkpoint_carries_its_fine_tuned_encoder(fine_tuned, meld_subset, tmp_path):
     """SDT trained on the fine-tuned features: the checkpoint holds the encoder (``text_encoder/``), so the pipeline
     labels raw text with it after the original folder is gone, and gives the model's own output on those features."""
-    from hf_erc.pipelines import pipeline
+    from hf_erc.inference.pipelines import pipeline
     from hf_erc.training import run as training_run
 
     encoder = tmp_path / "encoder"

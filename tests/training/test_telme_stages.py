@@ -264,7 +264,7 @@ def test_teacher_stage_output(teacher_dir):
 
 @torch.no_grad()
 def test_prompt_tuned_bert_teacher_folds_into_the_same_outputs():
-    from hf_erc.teachers import TeacherPeftArguments, apply_peft, fold_peft
+    from hf_erc.training.teachers import TeacherPeftArguments, apply_peft, fold_peft
 
     torch.manual_seed(0)
     teacher = TelMETextTeacher(tiny_teacher_config())

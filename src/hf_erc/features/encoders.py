@@ -64,7 +64,7 @@ def fine_tuned_settings(path: str | os.PathLike) -> dict:
 
 def tokenize_utterances(tokenizer, texts: list[str], max_length: int):
     """A padded batch of utterances cut at ``max_length`` tokens: the one way a text encoder's input is built, when it
-    is fine-tuned (:mod:`hf_erc.features.finetune`) and when it encodes (:class:`TextEncoder`)."""
+    is fine-tuned (:mod:`hf_erc.training.finetune`) and when it encodes (:class:`TextEncoder`)."""
     return tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
 
 

@@ -6,7 +6,7 @@
 
 Parse the YAML config and the command line (fields of :class:`ERCModelArguments`, :class:`ERCDataArguments`,
 :class:`DistillationArguments`, :class:`ERCTrainingArguments` and
-:class:`~hf_erc.teachers.TeacherPeftArguments`; flags win) -> look up the model family's recipe
+:class:`~hf_erc.training.teachers.TeacherPeftArguments`; flags win) -> look up the model family's recipe
 (:mod:`hf_erc.training.recipes`) and its stage -> the stage builds model, data and collator -> train with
 :class:`ERCTrainer`, keeping the best validation weighted F1 -> evaluate that model on validation and test ->
 print the results table and write the checkpoint with its model card (:mod:`hf_erc.training.results`).
@@ -34,7 +34,7 @@ from transformers.utils import logging
 
 from ..distributed import accelerator_available, end_process_group, launched_world_size
 from ..locking import OutputFolderInUseError, OutputFolderLock
-from ..teachers import TeacherPeftArguments
+from .teachers import TeacherPeftArguments
 from .arguments import DistillationArguments, ERCDataArguments, ERCModelArguments, ERCTrainingArguments
 from .recipes import get_recipe
 from .resume import last_complete_checkpoint

@@ -30,7 +30,7 @@ class DialogueStage(Stage):
         dialogues = load_dialogue_splits(args.data)
         dims = feature_dims(dialogues["train"], args.data.modalities)
         model = self.build_model(recipe, args, self.size_fields(dims))
-        # Stored in the config so that inference (hf_erc.pipelines) numbers speakers and names labels as training did.
+        # Stored in the config so that inference (hf_erc.inference.pipelines) numbers speakers and names labels as training did.
         model.config.speaker_vocab = speaker_vocab(args.data)
         model.config.dataset_name = args.data.dataset_name
         collator = DialogueCollator(

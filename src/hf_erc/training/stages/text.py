@@ -37,7 +37,7 @@ class TextStage(Stage):
         return recipe.stage_models["text"]
 
     def setup(self, recipe, args: RunArguments) -> StageSetup:
-        from ...teachers import PREPENDING_METHODS, apply_peft, fold_peft
+        from ..teachers import PREPENDING_METHODS, apply_peft, fold_peft
 
         model_class = self.model_class(recipe, args.data.modalities)
         source = args.model.model_name_or_path

@@ -103,8 +103,8 @@ def register(subparsers) -> None:
 
 
 def _run_predict(args) -> int:
-    from .conversations import subtitles_beside
-    from .pipelines import pipeline
+    from ..inference.conversations import subtitles_beside
+    from ..inference.pipelines import pipeline
 
     if (args.conversation is None) == (args.video is None):
         raise ValueError("Give a conversation JSON file or --video (with --subtitles), not both or neither.")
@@ -117,7 +117,7 @@ def _run_predict(args) -> int:
         if args.subtitles or args.plot or asr:
             raise ValueError("--subtitles, --asr and --plot go with --video.")
         if args.online:
-            from .conversations import read_conversation
+            from ..inference.conversations import read_conversation
 
             rows = _print_online(labeller.stream(read_conversation(args.conversation)), args.json)
         else:
@@ -172,7 +172,7 @@ def _print_online(stream, as_json: bool) -> list[dict[str, Any]]:
 def _run_folder(labeller, videos: list[Path], args, labels) -> int:
     from tqdm.auto import tqdm
 
-    from .conversations import subtitles_beside
+    from ..inference.conversations import subtitles_beside
 
     plot_dir = Path(args.plot) if args.plot else None
     everything, results = [], {}
@@ -183,7 +183,7 @@ def _run_folder(labeller, videos: list[Path], args, labels) -> int:
         except FileNotFoundError:
             if not getattr(args, "asr", None):
                 raise
-            from .asr import load_recognizer
+            from ..inference.asr import load_recognizer
 
             if recognizer is None:
                 recognizer = load_recognizer(args.asr, args.device)
@@ -208,12 +208,12 @@ def _label_by_asr(labeller, video: Path, asr, device) -> list[dict[str, Any]]:
     """Label the cues that speech recognition (``asr``: a model id/folder or a loaded ASR pipeline) finds in
     ``video``; the labeller takes them as a conversation of timed segments of the recording, with their notes on
     missing media."""
-    from .conversations import conversation_from_asr
+    from ..inference.conversations import conversation_from_asr
 
     return labeller(conversation_from_asr(video, asr, device=device))
 
 
 def _plot(rows, path, title: str) -> None:
-    from .timeline import plot_timeline
+    from ..inference.timeline import plot_timeline
 
     print(f"Wrote {plot_timeline(rows, path, title=title)}.", file=sys.stderr)

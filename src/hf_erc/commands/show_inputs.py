@@ -13,10 +13,10 @@ import json
 import sys
 from pathlib import Path
 
-from .data.media import MediaDecodeError, count_video_frames, decode_audio
-from .data.views import MEDIA_SOURCE_COLUMNS, media_rows, with_prompt_context
-from .training.processors import build_processor, processor_settings
-from .training.recipes import get_recipe
+from ..data.media import MediaDecodeError, count_video_frames, decode_audio
+from ..data.views import MEDIA_SOURCE_COLUMNS, media_rows, with_prompt_context
+from ..training.processors import build_processor, processor_settings
+from ..training.recipes import get_recipe
 
 UTTERANCE_MODEL_TYPES = ("telme", "magtkd")
 
@@ -38,7 +38,7 @@ def placeholder_tokenizer():
 
 def recipe_processor(model_type: str, dataset: str, preprocessing: str, tokenizer=None):
     """The processor a ``model_type`` stage builds on ``dataset`` with ``preprocessing`` (the preset's settings)."""
-    from .training.processors import load_speaker_tokenizer
+    from ..training.processors import load_speaker_tokenizer
 
     if model_type not in UTTERANCE_MODEL_TYPES:
         raise ValueError(f"--model-type {model_type}: show-inputs covers {list(UTTERANCE_MODEL_TYPES)}.")
@@ -59,8 +59,8 @@ def recipe_processor(model_type: str, dataset: str, preprocessing: str, tokenize
 
 def checkpoint_processor(model: str):
     """The processor saved with a checkpoint (its own preprocessing), loaded with hf_erc's classes and without running
-    any code the checkpoint ships (:func:`hf_erc.checkpoints.load_checkpoint_processor`)."""
-    from .checkpoints import PROCESSOR_FILE, load_checkpoint_processor
+    any code the checkpoint ships (:func:`hf_erc.inference.checkpoints.load_checkpoint_processor`)."""
+    from ..inference.checkpoints import PROCESSOR_FILE, load_checkpoint_processor
 
     if Path(model).is_dir() and not Path(model, PROCESSOR_FILE).is_file():
         raise FileNotFoundError(
@@ -115,7 +115,7 @@ def show_inputs(
     with_media: bool = True,
 ) -> int:
     """Write one JSON line per utterance of ``split``; returns the number of lines."""
-    from .data.prepare import load_erc_dataset
+    from ..data.prepare import load_erc_dataset
 
     if model is not None:
         processor = checkpoint_processor(model)

@@ -52,7 +52,7 @@ def transcribe_cues(
 
     ``model`` is an ASR model id or folder, or a built transformers ASR pipeline. ``chunk_length_s`` cuts long audio
     into windows the pipeline transcribes separately (``None``: the model's own long-form decoding)."""
-    from .data.media import MediaDecodeError, decode_audio
+    from ..data.media import MediaDecodeError, decode_audio
 
     path = os.fspath(video_path)
     if not os.path.isfile(path):

@@ -1,6 +1,6 @@
 """Inference on raw conversations: utterances (speaker, text, optional audio/video) in, one emotion with its
 probabilities per utterance out. A conversation is a JSON file or dict whose utterances name their media files, or
-a recording with its subtitles (every cue an utterance; see :mod:`hf_erc.conversations`).
+a recording with its subtitles (every cue an utterance; see :mod:`hf_erc.inference.conversations`).
 
 Feature-level checkpoints (SDT, CMATH) record in ``feature_encoders.json`` which frozen encoders made their
 training features; :class:`EmotionRecognitionPipeline` loads the same encoders, encodes the conversation, batches it
@@ -8,7 +8,7 @@ with the training collator and runs the model. Utterance-level checkpoints saved
 stage models) are served by :class:`ProcessorPipeline` through that processor. A medium that cannot be read leaves
 its modality masked, and the utterance's ``flags`` say so.
 
-Checkpoints load with hf_erc's own classes and safetensors weights only (:mod:`hf_erc.checkpoints`): the code a
+Checkpoints load with hf_erc's own classes and safetensors weights only (:mod:`hf_erc.inference.checkpoints`): the code a
 checkpoint ships runs only with ``trust_remote_code=True``, for a model type that is not hf_erc's.
 """
 
@@ -31,10 +31,10 @@ from .checkpoints import (
     ships_code,
 )
 from .conversations import Utterance, conversation_from_video, read_conversation
-from .data.collators import DialogueCollator
-from .data.media import MediaDecodeError
-from .features.encoders import BUNDLED_ENCODER_FOLDERS, AudioEncoder, TextEncoder, VideoEncoder, default_device
-from .features.extract import ENCODERS_FILE, FEATURE_COLUMNS, load_encoder_specs
+from ..data.collators import DialogueCollator
+from ..data.media import MediaDecodeError
+from ..features.encoders import BUNDLED_ENCODER_FOLDERS, AudioEncoder, TextEncoder, VideoEncoder, default_device
+from ..features.extract import ENCODERS_FILE, FEATURE_COLUMNS, load_encoder_specs
 
 __all__ = [
     "EmotionRecognitionPipeline",
@@ -261,7 +261,7 @@ class ProcessorPipeline(_ConversationLabeller):
     def __init__(self, model, processor, device: torch.device | None = None):
         import inspect
 
-        from .data.collators import MediaCollator
+        from ..data.collators import MediaCollator
 
         self.device = device or default_device()
         self.model = model.to(self.device).eval()

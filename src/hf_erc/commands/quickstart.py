@@ -18,7 +18,7 @@ import textwrap
 from pathlib import Path
 
 MELD_CSV = "train_sent_emo.csv"
-RESOURCES = Path(__file__).parent / "resources"
+RESOURCES = Path(__file__).resolve().parents[1] / "resources"
 SAMPLE_CONVERSATION = RESOURCES / "sample_conversation.json"
 # configs/sdt-meld-text.yaml, shipped in the package as a resource.
 TRAINING_CONFIG = RESOURCES / "configs" / "sdt-meld-text.yaml"
@@ -43,7 +43,7 @@ RELOAD_SCRIPT = textwrap.dedent(
 def find_meld_dir(explicit: str | None = None) -> Path:
     """The MELD CSV folder: ``explicit``, ``$HF_ERC_MELD_DIR``, or ``shared/data/meld`` next to the working directory or checkout."""
     candidates = [explicit, os.environ.get("HF_ERC_MELD_DIR")]
-    for base in (Path.cwd(), Path(__file__).resolve().parents[3]):
+    for base in (Path.cwd(), Path(__file__).resolve().parents[4]):
         candidates += [base.parent / "shared" / "data" / "meld", base / "shared" / "data" / "meld"]
     for candidate in candidates:
         if candidate and (Path(candidate) / MELD_CSV).is_file():
@@ -68,15 +68,15 @@ def run_quickstart(
     """Run every step; returns the test metrics (``weighted_f1``, ``accuracy``, ``macro_f1``, ``f1_<label>`` ...)."""
     import torch
 
-    from .checkpoints import foreign_code_files, load_checkpoint_model
-    from .data.collators import DialogueCollator
-    from .data.dialogues import group_dialogues
-    from .features.extract import extract_features_to_disk
-    from .features.encoders import FINE_TUNING_FILE
-    from .features.finetune import TextFineTuningArguments, fine_tune_text_encoder_on_disk
-    from .pipelines import pipeline
+    from ..inference.checkpoints import foreign_code_files, load_checkpoint_model
+    from ..data.collators import DialogueCollator
+    from ..data.dialogues import group_dialogues
+    from ..features.extract import extract_features_to_disk
+    from ..features.encoders import FINE_TUNING_FILE
+    from ..training.finetune import TextFineTuningArguments, fine_tune_text_encoder_on_disk
+    from ..inference.pipelines import pipeline
     from .predict import format_predictions
-    from .training import run as training_run
+    from ..training import run as training_run
 
     meld = find_meld_dir(meld_dir)
     output = Path(output_dir)

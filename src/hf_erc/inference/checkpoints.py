@@ -52,7 +52,7 @@ def foreign_code_files(folder: str | os.PathLike) -> list[str]:
     ``trust_remote_code=True`` (as the quickstart does to prove the checkpoint loads without hf_erc) runs nothing
     foreign.
     """
-    models = Path(__file__).parent / "models"
+    models = Path(__file__).resolve().parents[1] / "models"
     foreign = []
     for shipped in sorted(Path(folder).glob("*.py")):
         own = list(models.glob(f"*/{shipped.name}"))
@@ -116,14 +116,14 @@ def ships_code(name_or_path) -> bool:
 
 def hf_erc_model_types() -> list[str]:
     """The ``model_type`` of every model hf_erc registers with the Auto classes (importing them registers them)."""
-    from . import models
+    from .. import models
 
     configs = (getattr(models, name) for name in models.__all__ if name.endswith("Config"))
     return sorted(config.model_type for config in configs)
 
 
 def _processor_class_names() -> list[str]:
-    from . import models
+    from .. import models
 
     return sorted(name for name in models.__all__ if name.endswith("Processor"))
 

@@ -1,6 +1,6 @@
 """Conversations to label: from JSON (utterances naming their own media files) or from a recording and its
 subtitles (every cue an utterance, its audio and frames cut from the recording by the cue's times), or, without
-subtitles, from the speech an ASR model recognises in the recording (:mod:`hf_erc.asr`)."""
+subtitles, from the speech an ASR model recognises in the recording (:mod:`hf_erc.inference.asr`)."""
 
 from __future__ import annotations
 
@@ -106,7 +106,7 @@ class Recording:
 
 def probe_recording(path: str | os.PathLike) -> Recording:
     """Open ``path`` and check it decodes; a clear error naming the file when it does not."""
-    from .data.media import MediaDecodeError, probe_media
+    from ..data.media import MediaDecodeError, probe_media
 
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -133,7 +133,7 @@ def conversation_from_asr(
     video: str | os.PathLike, model, device=None, chunk_length_s: float | None = 30
 ) -> list[Utterance]:
     """Every stretch of speech that the ASR ``model`` (id, folder or built transformers pipeline; see
-    :func:`hf_erc.asr.transcribe_cues`) finds in ``video`` as an utterance of speaker ``"unknown"``, for recordings
+    :func:`hf_erc.inference.asr.transcribe_cues`) finds in ``video`` as an utterance of speaker ``"unknown"``, for recordings
     without subtitles; audio and frames are cut from ``video`` as for subtitle cues."""
     from .asr import transcribe_cues
 

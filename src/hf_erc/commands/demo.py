@@ -22,11 +22,11 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from .checkpoints import HUB_REPO_ID
+from ..inference.checkpoints import HUB_REPO_ID
 
 # What `hf-erc quickstart` trains, relative to the folder it ran in.
 QUICKSTART_CHECKPOINT = "outputs/quickstart/sdt-meld-text"
-SAMPLE_CONVERSATION = Path(__file__).parent / "resources" / "sample_conversation.json"
+SAMPLE_CONVERSATION = Path(__file__).resolve().parents[1] / "resources" / "sample_conversation.json"
 CONVERSATION_COLUMNS = ["speaker", "text"]
 RESULT_COLUMNS = ["speaker", "start", "end", "emotion", "probability", "text", "flags"]
 
@@ -146,7 +146,7 @@ class DemoBackend:
         key = _checked_checkpoint(checkpoint)
         with self._lock:
             if key not in self.pipelines:
-                from .pipelines import pipeline
+                from ..inference.pipelines import pipeline
 
                 self.pipelines[key] = pipeline(key, device=self.device, trust_remote_code=self.trust_remote_code)
             return self.pipelines[key]
@@ -171,7 +171,7 @@ class DemoBackend:
         return rows, self._plot(labeller, rows, f"{Path(video).name}: emotions by speaker")
 
     def _plot(self, labeller, rows: list[dict[str, Any]], title: str) -> Path:
-        from .timeline import plot_timeline
+        from ..inference.timeline import plot_timeline
 
         labels = [labeller.id2label[index] for index in sorted(labeller.id2label)]
         path = self.image_dir / f"timeline-{uuid.uuid4().hex[:12]}.png"
@@ -201,7 +201,7 @@ def build_demo(
     def run(work, *arguments, uploads=()):
         """Run a labelling, turning data errors (whose messages name the file, cue or row) into Gradio errors;
         an uploaded file is named as the user knows it, not by its path in Gradio's upload cache."""
-        from .data.media import MediaDecodeError
+        from ..data.media import MediaDecodeError
 
         try:
             rows, image = work(*arguments)

@@ -62,6 +62,7 @@ import re
 from pathlib import Path
 
 import torch
+from transformers import AutoTokenizer
 
 import hf_erc.models  # noqa: F401  (registers the Auto classes and the code files save_pretrained copies)
 from hf_erc.models import (
@@ -351,19 +352,13 @@ def convert_stage_checkpoint(checkpoint, stage, dataset, config):
     return load_checked(STAGE_MODELS[stage](config), state_dict, path, lambda key: _authors_key(key, renames))
 
 
-# Copied from scripts.convert_telme_original_checkpoint.build_processor with TelME->MAGTKD, "telme"->"magtkd"
+# Copied from scripts.convert_telme_original_checkpoint.build_processor with TelME->MAGTKD
 def build_processor(tokenizer_name_or_path, config, dataset):
-    """The processor with the authors' preprocessing for ``dataset`` (``preprocessing="reference"``, see
-    ``hf_erc.training.processors.REFERENCE_SETTINGS``): what the released models were trained on."""
-    from transformers import AutoTokenizer
-
-    from hf_erc.training.processors import build_processor as build_model_processor
-    from hf_erc.training.processors import processor_settings
-
+    """The processor with the authors' preprocessing for ``dataset`` (``MAGTKDProcessor.from_preset`` with
+    ``preprocessing="reference"``): what the released models were trained on."""
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_name_or_path, trust_remote_code=False)
     max_length = config.text_max_length - config.text_num_virtual_tokens
-    settings = processor_settings("magtkd", dataset, "reference", config)
-    return build_model_processor(MAGTKDProcessor, tokenizer, config, max_length, settings)
+    return MAGTKDProcessor.from_preset(dataset, "reference", tokenizer, config, max_length)
 
 
 def parse_args(argv=None):

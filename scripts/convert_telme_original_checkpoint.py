@@ -47,6 +47,7 @@ import pickle
 from pathlib import Path
 
 import torch
+from transformers import AutoTokenizer
 
 import hf_erc.models  # noqa: F401  (registers the Auto classes and the code files save_pretrained copies)
 from hf_erc.models import (
@@ -294,17 +295,11 @@ def convert_stage_checkpoint(checkpoint, stage, dataset, config):
 
 
 def build_processor(tokenizer_name_or_path, config, dataset):
-    """The processor with the authors' preprocessing for ``dataset`` (``preprocessing="reference"``, see
-    ``hf_erc.training.processors.REFERENCE_SETTINGS``): what the released models were trained on."""
-    from transformers import AutoTokenizer
-
-    from hf_erc.training.processors import build_processor as build_model_processor
-    from hf_erc.training.processors import processor_settings
-
+    """The processor with the authors' preprocessing for ``dataset`` (``TelMEProcessor.from_preset`` with
+    ``preprocessing="reference"``): what the released models were trained on."""
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_name_or_path, trust_remote_code=False)
     max_length = config.text_max_length - config.text_num_virtual_tokens
-    settings = processor_settings("telme", dataset, "reference", config)
-    return build_model_processor(TelMEProcessor, tokenizer, config, max_length, settings)
+    return TelMEProcessor.from_preset(dataset, "reference", tokenizer, config, max_length)
 
 
 def parse_args(argv=None):

@@ -1,88 +1,28 @@
 """The package's structure: no import cycles, no oversized data/features/training modules, uniform configs, and
-one registry of model families that the training script and the model cards both read."""
+one registry of model families that the Auto classes, checkpoint loading, the model cards and the training recipes
+all read."""
 
 import ast
 import inspect
 from pathlib import Path
 
 import pytest
+from transformers import AutoConfig, AutoModel
+from transformers.models.auto.processing_auto import PROCESSOR_MAPPING
 
-from hf_erc.hub import known_model_types, paper_info
+from hf_erc.hub import paper_info
+from hf_erc.inference.checkpoints import _processor_class_names
 from hf_erc.models import CMATHConfig, MAGTKDConfig, SDTConfig, TelMEConfig
+from hf_erc.models.registry import (
+    MODEL_FAMILIES,
+    ModelFamily,
+    family_for_model_type,
+    get_family,
+    known_model_types,
+    register_family,
+)
 from hf_erc.training.recipes import RECIPES, get_recipe
-
-SOURCE_ROOT = Path(__file__).resolve().parents[1] / "src"
-PACKAGE = SOURCE_ROOT / "hf_erc"
-
-
-def module_files() -> dict[str, tuple[Path, bool]]:
-    """Dotted module name -> (file, is package face) for every module of hf_erc."""
-    modules = {}
-    for path in PACKAGE.rglob("*.py"):
-        parts = list(path.relative_to(SOURCE_ROOT).with_suffix("").parts)
-        is_package = parts[-1] == "__init__"
-        modules[".".join(parts[:-1] if is_package else parts)] = (path, is_package)
-    return modules
-
-
-def import_graph() -> dict[str, set[str]]:
-    """Module -> the hf_erc modules it imports, anywhere in its file (inside functions too); a package face
-    (``__init__``) re-exporting its modules is not an edge."""
-    modules = module_files()
-
-    def resolve(name: str) -> str | None:
-        while name and name not in modules:
-            name = name.rpartition(".")[0]
-        return name or None
-
-    graph = {}
-    for module, (path, is_package) in modules.items():
-        edges = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:
-                    package = module.split(".") if is_package else module.split(".")[:-1]
-                    package = package[: len(package) - (node.level - 1)]
-                    base = ".".join(package + ([base] if base else []))
-                names = [f"{base}.{alias.name}" for alias in node.names]
-            for name in names:
-                target = resolve(name)
-                if target and target != module and not modules[target][1]:
-                    edges.add(target)
-        graph[module] = edges
-    return graph
-
-
-def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
-    """One import cycle as a path of modules, or None (depth-first search with colours)."""
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(module):
-        state[module] = 1
-        stack.append(module)
-        for target in sorted(graph[module]):
-            if state.get(target) == 1:
-                return stack[stack.index(target) :] + [target]
-            if target not in state:
-                cycle = visit(target)
-                if cycle:
-                    return cycle
-        stack.pop()
-        state[module] = 2
-        return None
-
-    for module in sorted(graph):
-        if module not in state:
-            cycle = visit(module)
-            if cycle:
-                return cycle
-    return None
-
+from tests.utils.import_graph import PACKAGE, find_cycle, import_graph
 
 def test_the_import_graph_has_no_cycle():
     graph = import_graph()
@@ -116,20 +56,44 @@ def test_every_config_offers_for_dataset_with_modalities(config_class):
     assert config_class.for_dataset("iemocap").num_labels == 6
 
 
-def test_every_recipe_has_classes_stages_and_a_paper():
-    assert sorted(RECIPES) == ["cmath", "magtkd", "sdt", "telme"]
-    for name, recipe in RECIPES.items():
-        assert get_recipe(name) is recipe
-        assert issubclass(recipe.model_class, recipe.model_class.__mro__[1]) and recipe.stages
-        for model_type in recipe.model_types:
-            assert paper_info(model_type) is recipe.paper
+def test_every_family_has_classes_and_a_paper_and_every_recipe_trains_one():
+    assert sorted(MODEL_FAMILIES) == sorted(RECIPES) == ["cmath", "magtkd", "sdt", "telme"]
+    for name, family in MODEL_FAMILIES.items():
+        assert get_family(name) is family and get_recipe(name).family is family and get_recipe(name).stages
+        assert get_recipe(name).model_class is family.model_class
+        for model_type in family.model_types:
+            assert family_for_model_type(model_type) is family and paper_info(model_type) is family.paper
     # Stage checkpoints have model cards too: every model_type a stage writes is known to the cards.
     assert "telme-erc-text-teacher" in known_model_types() and "magtkd-erc-audio" in known_model_types()
-    assert paper_info("telme-erc-text-teacherx") is None
+    assert paper_info("telme-erc-text-teacherx") is None and family_for_model_type("telme-erc-text-teacherx") is None
+    # Training, checkpoints, conversion and serving use one processor class per family.
+    assert get_family("magtkd").processor_class.__name__ == "MAGTKDProcessor"
+    assert _processor_class_names() == ["MAGTKDProcessor", "TelMEProcessor"]
+
+
+def test_importing_the_models_registers_every_class_of_the_registry_with_the_auto_classes():
+    for family in MODEL_FAMILIES.values():
+        for model_class in family.model_classes:
+            config_class = model_class.config_class
+            assert type(AutoConfig.for_model(config_class.model_type)) is config_class
+            assert AutoModel._model_mapping[config_class] is model_class
+        if family.processor_class is not None:
+            assert PROCESSOR_MAPPING[family.config_class] is family.processor_class
+            assert family.processor_class._auto_class == "AutoProcessor"  # save_pretrained writes its auto_map
+
+
+def test_a_family_defined_outside_hf_erc_joins_the_registry(monkeypatch):
+    monkeypatch.setattr("hf_erc.models.registry.MODEL_FAMILIES", dict(MODEL_FAMILIES))
+    sdt = get_family("sdt")
+    register_family(ModelFamily("my-sdt", sdt.config_class, sdt.model_class, sdt.paper))
+    assert get_family("my-sdt").model_types == ("sdt-erc",)
+    assert "my-sdt" not in MODEL_FAMILIES  # the table of this module was left alone
 
 
 def test_an_unknown_model_family_or_stage_is_named_with_the_known_ones():
     with pytest.raises(ValueError, match=r"'bert' is not a known model family: choose one of \['cmath', 'magtkd'"):
+        get_family("bert")
+    with pytest.raises(ValueError, match=r"--model_type 'bert' is not a known model family: choose one of \['cmath'"):
         get_recipe("bert")
     with pytest.raises(ValueError, match=r"--stage kd does not apply to telme, which trains in stage\(s\) \['teacher'"):
         get_recipe("telme").stage("kd")

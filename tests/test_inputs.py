@@ -19,9 +19,10 @@ from hf_erc.data import load_erc_dataset
 from hf_erc.data.collators import MediaCollator
 from hf_erc.data.media import decode_audio
 from hf_erc.data.views import with_prompt_context
-from hf_erc.commands.show_inputs import placeholder_tokenizer, recipe_processor
+from hf_erc.commands.show_inputs import placeholder_tokenizer, preset_processor
 from hf_erc.models import MAGTKDProcessor
 from hf_erc.models.magtkd.configuration_magtkd import MELD_SPEAKERS
+from hf_erc.models.magtkd.processing_magtkd import reference_audio_feature_extractor, reference_image_processor
 from tests.utils.media_fixtures import write_wav
 
 SPLIT_FILES = {"train": "train_sent_emo.csv", "validation": "dev_sent_emo.csv", "test": "test_sent_emo.csv"}
@@ -38,7 +39,7 @@ def prompts(processor, dataset):
 
 
 def test_telme_reference_prompts_on_real_meld(meld):
-    found = prompts(recipe_processor("telme", "meld", "reference"), meld["train"].select(range(40)))
+    found = prompts(preset_processor("telme", "meld", "reference"), meld["train"].select(range(40)))
     # dia0 is the file's first dialogue: Chandler <s1>, The Interviewer <s2>.
     assert found[("dia0", 1)] == (
         "<s1> also I was the point person on my company’s transition from the KL-5 to GR-6 system. "
@@ -59,7 +60,7 @@ def test_telme_reference_prompts_on_real_meld(meld):
 
 
 def test_default_prompts_number_speakers_within_the_dialogue(meld):
-    found = prompts(recipe_processor("telme", "meld", "default"), meld["train"].select(range(40)))
+    found = prompts(preset_processor("telme", "meld", "default"), meld["train"].select(range(40)))
     assert found[("dia1", 0)] == "<s1> But then who? The waitress I went out with last month? </s> Now <s1> feels"
     assert found[("dia2", 2)] == (
         "<s1> Hey, Mon. <s2> Hey-hey-hey. You wanna hear something that sucks. <s1> Do I ever. </s> Now <s1> feels"
@@ -69,7 +70,7 @@ def test_default_prompts_number_speakers_within_the_dialogue(meld):
 def test_magtkd_reference_prompts_on_real_meld(meld):
     dataset = meld["train"]
     dia9 = [index for index, dialogue in enumerate(dataset["dialogue_id"]) if dialogue == "dia9"]
-    found = prompts(recipe_processor("magtkd", "meld", "reference"), dataset.select(dia9))
+    found = prompts(preset_processor("magtkd", "meld", "reference"), dataset.select(dia9))
     # speaker2id: Chandler 0 -> <s1>, Jade 9 -> <s10>; no space between "Now" and the marker.
     assert MELD_SPEAKERS.index("Jade") == 9
     assert found[("dia9", 1)] == (
@@ -100,7 +101,7 @@ def authors_markers(csv_path, numbering):
 
 @pytest.mark.parametrize("model_type", ["telme", "magtkd"])
 def test_reference_markers_follow_the_authors_loop_on_every_meld_utterance(meld, meld_csv_dir, model_type):
-    processor = recipe_processor(model_type, "meld", "reference")
+    processor = preset_processor(model_type, "meld", "reference")
     ending = " feels"
     for split, file_name in SPLIT_FILES.items():
         expected = authors_markers(meld_csv_dir / file_name, "global" if model_type == "magtkd" else "list")
@@ -115,7 +116,7 @@ def test_reference_markers_follow_the_authors_loop_on_every_meld_utterance(meld,
 
 @pytest.mark.parametrize("model_type", ["telme", "magtkd"])
 def test_reference_frame_indices(model_type):
-    processor = recipe_processor(model_type, "meld", "reference")
+    processor = preset_processor(model_type, "meld", "reference")
     assert processor.frame_indices(5) == [0, 1, 2, 3, 4, 4, 4, 4]
     assert processor.frame_indices(8) == list(range(8))
     assert processor.frame_indices(48) == [5, 11, 17, 23, 29, 35, 41, 47]
@@ -132,18 +133,18 @@ def test_reference_audio_windows_at_22050_hz(tmp_path):
     row = {"media_path": path, "media_start": None, "media_end": None, "row": 0, "emotion": 0}
     normalised = (waveform - waveform.mean()) / np.sqrt(waveform.var() + 1e-7)
     for model_type, window in (("telme", (41_000, 441_000)), ("magtkd", (0, 400_000))):
-        processor = recipe_processor(model_type, "meld", "reference")
+        processor = preset_processor(model_type, "meld", "reference")
         assert processor.audio_sampling_rate == 22050 and processor.audio_span(len(waveform)) == window
         batch = MediaCollator("audio", processor)([row])
         assert batch["input_values"].shape == (1, 400_000)
         np.testing.assert_allclose(batch["input_values"][0].numpy(), normalised[window[0] : window[1]], atol=1e-4)
     # Default: data2vec's own 16 kHz, the last 25 s; 20 s are read whole.
-    default = recipe_processor("telme", "meld", "default")
+    default = preset_processor("telme", "meld", "default")
     assert default.audio_sampling_rate == 16000 and default.max_audio_samples == 400_000
     assert default.audio_span(20 * 16000) == (0, 320_000)
     # TelME's MELD rule: a clip over 30 s has no usable audio; MAGTKD keeps it.
-    assert recipe_processor("telme", "meld", "reference").max_clip_seconds == 30.0
-    assert recipe_processor("magtkd", "meld", "reference").max_clip_seconds is None
+    assert preset_processor("telme", "meld", "reference").max_clip_seconds == 30.0
+    assert preset_processor("magtkd", "meld", "reference").max_clip_seconds is None
 
 
 def byte_level_tokenizer():
@@ -161,8 +162,6 @@ def byte_level_tokenizer():
 
 
 def test_reference_tokenization_drops_the_spaces_around_marker_tokens():
-    from hf_erc.training.processors import reference_audio_feature_extractor, reference_image_processor
-
     def processor(**fields):
         extractor, images = reference_audio_feature_extractor(16000), reference_image_processor(32)
         return MAGTKDProcessor(byte_level_tokenizer(), extractor, images, **fields)
@@ -186,8 +185,6 @@ def test_reference_tokenization_drops_the_spaces_around_marker_tokens():
 def test_markers_as_plain_text_need_a_tokenizer_without_marker_tokens():
     tokenizer = placeholder_tokenizer()
     tokenizer.add_special_tokens({"extra_special_tokens": ["<s1>"]})
-    from hf_erc.training.processors import reference_audio_feature_extractor, reference_image_processor
-
     with pytest.raises(ValueError, match="writes speaker markers as plain text"):
         MAGTKDProcessor(
             tokenizer, reference_audio_feature_extractor(16000), reference_image_processor(32), num_speaker_tokens=0
@@ -232,7 +229,7 @@ def test_show_inputs_reports_audio_windows_and_frames(tmp_path):
 
 
 def test_a_checkpoints_processor_is_read_back_with_its_preprocessing(tmp_path):
-    processor = recipe_processor("magtkd", "meld", "reference")
+    processor = preset_processor("magtkd", "meld", "reference")
     processor.save_pretrained(tmp_path)
     saved = json.loads((tmp_path / "processor_config.json").read_text(encoding="utf-8"))
     assert saved["preprocessing"] == "reference" and saved["prompt_template"] == "{sep} Now{speaker} feels"
@@ -251,7 +248,7 @@ def test_telme_reference_gives_a_long_meld_clip_zeros_as_the_authors(tmp_path):
 
     path = write_mp4(tmp_path / "long.mp4", seconds=31.0, fps=2, size=(32, 32))
     row = {"media_path": path, "media_start": None, "media_end": None, "row": 0, "emotion": 0}
-    reference = recipe_processor("telme", "meld", "reference")
+    reference = preset_processor("telme", "meld", "reference")
     audio = MediaCollator("audio", reference)([row])
     assert audio["input_values"].shape == (1, 1412) and not audio["input_values"].any()
     video = MediaCollator("video", reference)([row])
@@ -262,8 +259,8 @@ def test_telme_reference_gives_a_long_meld_clip_zeros_as_the_authors(tmp_path):
     assert served["modality_mask"].tolist() == [[True, True, True]]
     assert not served["input_values"].any() and not served["pixel_values"].any()
     # MAGTKD's reference reads the clip (its first 400,000 samples); the default leaves it out.
-    magtkd = MediaCollator("audio", recipe_processor("magtkd", "meld", "reference"))([row])
+    magtkd = MediaCollator("audio", preset_processor("magtkd", "meld", "reference"))([row])
     assert magtkd["input_values"].shape == (1, 400_000) and magtkd["input_values"].any()
-    default = recipe_processor("telme", "meld", "default")
+    default = preset_processor("telme", "meld", "default")
     masked = default(speakers=["Joey"], texts=["Hi."], audio=[decode_audio(path, 16000)], sampling_rate=16000)
     assert masked["modality_mask"].tolist() == [[True, False, False]]

@@ -9,7 +9,9 @@ import pytest
 import torch
 from peft import PeftModel
 from safetensors.torch import load_file, save_file
-from transformers import RobertaModel
+from tokenizers import Tokenizer, pre_tokenizers
+from tokenizers.models import WordLevel
+from transformers import PreTrainedTokenizerFast, RobertaModel
 
 from hf_erc.models import TelMEConfig, TelMETextTeacher
 from hf_erc.training.teachers import PrependedPromptEncoder, TeacherPeftArguments, apply_peft, fold_peft
@@ -275,11 +277,8 @@ def test_lora_on_a_teacher_with_a_folded_prompt_keeps_the_prompt():
 
 
 def test_text_initialised_prompt_starts_from_the_words_embeddings(tmp_path):
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
     vocab = {"<s>": BOS, "<pad>": PAD, "</s>": EOS, "<mask>": MASK, "<unk>": 4, "now": 5, "speaker": 6, "feels": 7}
-    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    backend = Tokenizer(WordLevel(vocab, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
     PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", pad_token="<pad>").save_pretrained(tmp_path)
 

@@ -21,6 +21,8 @@ def pipeline(model: str, device: str | None = None, trust_remote_code: bool = Fa
 
     hf_erc's model types load with the package's classes; ``trust_remote_code=True`` lets a checkpoint of another
     model type run the Python code it ships (only for code you trust)."""
+    # Imported here, not at the top: hf_erc.inference.pipelines reaches hf_erc.data.meld, which imports this package
+    # (its __version__), and it would add datasets, pyarrow and av (~0.5 s) to every `import hf_erc`.
     from .inference.pipelines import pipeline as build_pipeline
 
     return build_pipeline(model, device=device, trust_remote_code=trust_remote_code)

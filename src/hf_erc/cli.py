@@ -1,7 +1,8 @@
 """The ``hf-erc`` command.
 
 Each sub-command is one module of :mod:`hf_erc.commands` with a ``register(subparsers)`` function that adds
-it; this file only lists them and turns data errors into one-line messages.
+it; this file only lists them, hands the training flags to the commands that take them, and turns data errors into
+one-line messages.
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ from .locking import OutputFolderInUseError
 # Modules that define a ``register(subparsers)`` function adding one sub-command.
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "hf_erc.commands.prepare",
+    "hf_erc.commands.make_planted",
     "hf_erc.commands.extract_features",
     "hf_erc.commands.fine_tune_text",
+    "hf_erc.commands.train",
+    "hf_erc.commands.report",
     "hf_erc.commands.show_inputs",
     "hf_erc.commands.predict",
     "hf_erc.commands.demo",
@@ -38,7 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        # `train` and `report` take any training flag (a field of the argument dataclasses): their parsers declare
+        # `train_flags`, and the training parser checks the flags. Other commands know all their options.
+        if not hasattr(args, "train_flags"):
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        args.train_flags = unknown
     try:
         result = args.func(args)
     except (FileNotFoundError, ValueError, OutputFolderInUseError) as error:

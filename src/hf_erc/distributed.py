@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 import torch
+from accelerate import PartialState
 
 
 def accelerator_available() -> bool:
@@ -30,8 +31,6 @@ def launched_world_size() -> int:
 def process_state():
     """Accelerate's ``PartialState`` of this process (rank, number of processes, device); without an accelerator the
     processes join over gloo on the CPU."""
-    from accelerate import PartialState
-
     return PartialState(cpu=not accelerator_available())
 
 

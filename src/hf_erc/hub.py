@@ -18,8 +18,8 @@ from pathlib import Path
 from .inference.checkpoints import read_checkpoint_json
 from .labels import emotion_names
 from .locking import LOCK_FILE
-from .papers import PaperInfo
-from .training.recipes import RECIPES, recipe_for_model_type
+from .models.papers import PaperInfo
+from .models.registry import family_for_model_type, known_model_types
 
 RESULTS_FILES = ("all_results.json", "eval_results.json", "test_results.json")
 # How a card describes a dialogue-level checkpoint's inputs when its training summary does not say.
@@ -33,14 +33,10 @@ HEADLINE_METRICS = ("weighted_f1", "accuracy", "macro_f1")
 
 
 def paper_info(model_type: str) -> PaperInfo | None:
-    """The paper of a checkpoint's ``model_type``: its recipe's (stage checkpoints belong to their family's)."""
-    recipe = recipe_for_model_type(model_type)
-    return None if recipe is None else recipe.paper
-
-
-def known_model_types() -> list[str]:
-    """Every ``model_type`` a model card can be written for."""
-    return sorted(model_type for recipe in RECIPES.values() for model_type in recipe.model_types)
+    """The paper of a checkpoint's ``model_type``: its family's in the model registry (stage checkpoints belong to
+    their family's); ``None`` for a model type no family writes."""
+    family = family_for_model_type(model_type)
+    return None if family is None else family.paper
 
 
 @dataclass(frozen=True)

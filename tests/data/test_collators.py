@@ -199,7 +199,7 @@ def _prompt_collator(**processor_fields):
     """A PromptCollator over a TelMEProcessor with the word-level tokenizer (the reference's audio and video
     preprocessors, unused here)."""
     from hf_erc.models import TelMEProcessor
-    from hf_erc.training.processors import reference_audio_feature_extractor, reference_image_processor
+    from hf_erc.models.telme.processing_telme import reference_audio_feature_extractor, reference_image_processor
 
     processor = TelMEProcessor(
         _tiny_tokenizer(), reference_audio_feature_extractor(16000), reference_image_processor(32), **processor_fields

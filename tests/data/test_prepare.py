@@ -5,13 +5,12 @@ from __future__ import annotations
 import contextlib
 import io
 import re
-import sys
-import types
 
 import datasets
 import pytest
 
 from hf_erc.cli import main
+from hf_erc.data import prepare as prepare_module
 from hf_erc.data.errors import DataFormatError
 from hf_erc.data.export import PushError, push_parquet_repo, save_parquet_repo
 from hf_erc.data.meld import build_meld
@@ -115,9 +114,9 @@ def test_load_erc_dataset_checks_name_and_options(prepared_meld, tmp_path):
 
 def test_load_erc_dataset_dispatches_iemocap(monkeypatch, tmp_path):
     calls = []
-    fake = types.ModuleType("hf_erc.data.iemocap")
-    fake.build_iemocap = lambda raw_dir, **options: calls.append((raw_dir, options)) or "built"
-    monkeypatch.setitem(sys.modules, "hf_erc.data.iemocap", fake)
+    monkeypatch.setattr(
+        prepare_module, "build_iemocap", lambda raw_dir, **options: calls.append((raw_dir, options)) or "built"
+    )
     result = load_erc_dataset("iemocap", tmp_path, keep_unlabeled=True, seed=7, cache_dir=tmp_path / "c")
     assert result == "built"
     assert calls == [(tmp_path, {"keep_unlabeled": True, "seed": 7, "cache_dir": tmp_path / "c"})]
@@ -282,9 +281,9 @@ def test_cli_refuses_validation_split_for_meld(tmp_path, capsys):
 
 def test_load_erc_dataset_passes_validation_split(monkeypatch, tmp_path):
     calls = []
-    fake = types.ModuleType("hf_erc.data.iemocap")
-    fake.build_iemocap = lambda raw_dir, **options: calls.append((raw_dir, options)) or "built"
-    monkeypatch.setitem(sys.modules, "hf_erc.data.iemocap", fake)
+    monkeypatch.setattr(
+        prepare_module, "build_iemocap", lambda raw_dir, **options: calls.append((raw_dir, options)) or "built"
+    )
     assert load_erc_dataset("iemocap", tmp_path, validation_split="reference") == "built"
     assert calls == [(tmp_path, {"validation_split": "reference"})]
     with pytest.raises(TypeError, match=r"unknown option\(s\) \['validation_split'\]"):

@@ -12,12 +12,14 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from hf_erc.cli import main as cli_main
 from hf_erc.data.prepare import load_erc_dataset
 from hf_erc.features.encoders import FINE_TUNING_FILE, TextEncoder
 from hf_erc.features.extract import extract_features_to_disk, load_encoder_specs
+from hf_erc.inference.pipelines import pipeline
+from hf_erc.training import RunArguments, train
 from hf_erc.training.finetune import TextFineTuningArguments, fine_tune_text_encoder
 from hf_erc.labels import emotion_names
 from tests.utils.meld_files import write_meld_subset
@@ -92,8 +94,6 @@ def test_the_cache_knows_an_encoder_folder_fine_tuned_again(fine_tuned, meld_sub
     first, _ = extract_features_to_disk("meld", meld_subset, tmp_path / "one", text_encoder=str(encoder), cache_dir=cache)
     weights = load_file(encoder / "model.safetensors")
     weights["encoder.layer.1.output.dense.bias"] += 1.0  # the same folder, new weights
-    from safetensors.torch import save_file
-
     save_file(weights, encoder / "model.safetensors", metadata={"format": "pt"})
     second, _ = extract_features_to_disk("meld", meld_subset, tmp_path / "two", text_encoder=str(encoder), cache_dir=cache)
     assert not np.allclose(np.stack(first["test"]["text_features"]), np.stack(second["test"]["text_features"]))
@@ -103,18 +103,15 @@ def test_the_cache_knows_an_encoder_folder_fine_tuned_again(fine_tuned, meld_sub
 def test_a_checkpoint_carries_its_fine_tuned_encoder(fine_tuned, meld_subset, tmp_path):
     """SDT trained on the fine-tuned features: the checkpoint holds the encoder (``text_encoder/``), so the pipeline
     labels raw text with it after the original folder is gone, and gives the model's own output on those features."""
-    from hf_erc.inference.pipelines import pipeline
-    from hf_erc.training import run as training_run
-
     encoder = tmp_path / "encoder"
     shutil.copytree(fine_tuned, encoder)
     features, checkpoint = tmp_path / "features", tmp_path / "sdt"
     dataset, _ = extract_features_to_disk("meld", meld_subset, features, text_encoder=str(encoder))
-    status = training_run.main(
-        ["--config", str(REPO_ROOT / "configs" / "sdt-meld-text.yaml"), "--data_dir", str(features), "--output_dir",
-         str(checkpoint), "--num_train_epochs", "1", "--config_overrides", '{"text_dim": 32}', "--disable_tqdm", "true"]
+    arguments = RunArguments.from_config(
+        REPO_ROOT / "configs" / "sdt-meld-text.yaml", data_dir=features, output_dir=checkpoint, num_train_epochs=1,
+        config_overrides={"text_dim": 32}, disable_tqdm=True,
     )
-    assert status == 0
+    assert train(arguments).output_dir == checkpoint
     assert load_encoder_specs(checkpoint)["text"].name_or_path == "text_encoder"
     assert (checkpoint / "text_encoder" / "model.safetensors").is_file() and (checkpoint / "text_encoder" / FINE_TUNING_FILE).is_file()
     shutil.rmtree(encoder)

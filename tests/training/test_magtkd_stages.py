@@ -3,7 +3,7 @@
 The stages chain as a user runs them: the text model (two gloo processes under `accelerate launch`), the audio
 and video models (cross-entropy), the audio model distilled from the frozen text model (`kd`, starting from the
 audio stage), then the dialogue-level fusion on cached utterance embeddings; its checkpoint loads without hf_erc
-and peft.
+and peft. The stages build their inputs with MAGTKD's own processor, the one they save for serving.
 """
 
 
@@ -14,8 +14,12 @@ import torch
 import yaml
 
 import hf_erc.models  # noqa: F401  (registers the Auto classes)
-from hf_erc.models import MAGTKDAudioModel, MAGTKDTextModel, MAGTKDVideoModel
+from hf_erc.data.media import decode_audio
+from hf_erc.inference.checkpoints import load_checkpoint_processor
+from hf_erc.models import MAGTKDAudioModel, MAGTKDProcessor, MAGTKDTextModel, MAGTKDVideoModel
+from hf_erc.training import RunArguments
 from hf_erc.training import run as train_run
+from hf_erc.training.arguments import parse_run_arguments
 from hf_erc.training.recipes import get_recipe
 from tests.utils.stage_data import HIDDEN, TINY_CONFIG, media_workspace
 from tests.utils.training import (
@@ -25,6 +29,7 @@ from tests.utils.training import (
     count_encoder_calls,
     read_json,
     run_script,
+    train_in_process,
 )
 
 # The encoders of TelME's toy, as MAGTKD stage settings (MAGTKD has no TelME fusion fields).
@@ -78,18 +83,10 @@ def write_config(path, workspace, output_dir, **fields):
 
 
 def train(workspace, name, **fields):
-    """One stage as a user runs it: `accelerate launch` (one CPU process) of scripts/train.py."""
+    """One stage from its YAML file through `hf_erc.training.train` in this process (so a test can also watch what
+    it calls); scripts/train.py under `accelerate launch` runs the text stage below."""
     output_dir = workspace / name
-    config = write_config(workspace / f"{name}.yaml", workspace, output_dir, **fields)
-    run_script(accelerate_launcher(1) + ["scripts/train.py", "--config", str(config)])
-    return output_dir
-
-
-def train_in_process(workspace, name, **fields):
-    """One stage through `hf_erc.training.run.main` in this process, so a test can watch what it calls."""
-    output_dir = workspace / name
-    config = write_config(workspace / f"{name}.yaml", workspace, output_dir, **fields)
-    assert train_run.main(["--config", str(config)]) == 0
+    train_in_process(write_config(workspace / f"{name}.yaml", workspace, output_dir, **fields))
     return output_dir
 
 
@@ -121,6 +118,53 @@ def kd_audio_dir(workspace, text_dir, audio_dir):
         workspace, "kd-audio", modalities=["audio"], model_name_or_path=str(audio_dir),
         teacher_model_name_or_path=str(text_dir), num_train_epochs=5, **KD_FIELDS,
     )  # fmt: skip
+
+
+def stage_setup_and_served_processor(workspace, tmp_path, **fields):
+    """A stage's setup in this process (nothing trained), and the processor it saves, loaded back as served."""
+    config = write_config(tmp_path / "stage.yaml", workspace, tmp_path / "stage", **fields)
+    arguments = RunArguments.from_config(config)
+    recipe = get_recipe("magtkd")
+    _, stage = recipe.stage(arguments.model.stage)
+    setup = stage.setup(recipe, arguments)
+    (processor,) = setup.save_with_model
+    processor.save_pretrained(tmp_path / "saved")
+    served = load_checkpoint_processor(tmp_path / "saved")
+    assert type(processor) is MAGTKDProcessor and type(served) is MAGTKDProcessor
+    return setup, served
+
+
+@pytest.mark.parametrize("preprocessing", ["default", "reference"])
+def test_audio_stage_trains_on_what_its_saved_processor_serves(workspace, tmp_path, preprocessing):
+    setup, served = stage_setup_and_served_processor(
+        workspace, tmp_path, stage="audio", modalities=["audio"], preprocessing=preprocessing
+    )
+    assert served.preprocessing == preprocessing
+    assert served.audio_window == ("first" if preprocessing == "reference" else "last")
+    # The collator decodes each clip itself; serving gets the waveforms. Both must give the same tensors.
+    rows = [setup.datasets["train"][index] for index in range(3)]
+    batch = setup.data_collator(rows)
+    rate = served.audio_sampling_rate
+    waveforms = [decode_audio(row["media_path"], rate, row["media_start"], row["media_end"]) for row in rows]
+    speakers, texts = [row["speaker"] for row in rows], [row["text"] for row in rows]
+    inputs = served(speakers=speakers, texts=texts, audio=waveforms, sampling_rate=rate)
+    assert torch.equal(batch["input_values"], inputs["input_values"])
+    assert torch.equal(batch["attention_mask"], inputs["audio_attention_mask"])
+
+
+@pytest.mark.parametrize("preprocessing", ["default", "reference"])
+def test_text_stage_trains_on_what_its_saved_processor_serves(workspace, tmp_path, preprocessing):
+    setup, served = stage_setup_and_served_processor(
+        workspace, tmp_path, stage="text", modalities=["text"], preprocessing=preprocessing
+    )
+    # MAGTKD's reference numbers MELD speakers by the global table and writes the markers as plain text.
+    assert served.speaker_numbering == ("vocabulary" if preprocessing == "reference" else "dialogue")
+    view = setup.datasets["train"]
+    dialogue = [row for row in view if row["dialogue_id"] == view[0]["dialogue_id"]]
+    batch = setup.data_collator(dialogue)
+    inputs = served(speakers=[row["speaker"] for row in dialogue], texts=[row["text"] for row in dialogue])
+    for name in ("input_ids", "attention_mask", "prompt_positions"):
+        assert torch.equal(batch[name], inputs[name]), name
 
 
 def test_text_stage_runs_on_two_processes(text_dir):
@@ -183,7 +227,7 @@ def test_fusion_trains_on_cached_embeddings_and_the_checkpoint_loads_alone(
         "learning_rate": 1e-3,
         "weight_decay": 1e-6,
     }
-    output_dir = train_in_process(workspace, "fusion", **fusion)
+    output_dir = train(workspace, "fusion", **fusion)
     assert calls["setup"] > 0 and calls["training"] == 0  # the encoders ran once, before training
     stage_dirs = (text_dir, kd_audio_dir, video_dir)
     assert loads == {str(Path(path).resolve()): 1 for path in stage_dirs}  # each stage checkpoint read once
@@ -197,7 +241,7 @@ def test_fusion_trains_on_cached_embeddings_and_the_checkpoint_loads_alone(
 
     # A second run on the same checkpoints and data reads every embedding from the cache.
     calls.update(setup=0, training=0)
-    train_in_process(workspace, "again", **{**fusion, "num_train_epochs": 1})
+    train(workspace, "again", **{**fusion, "num_train_epochs": 1})
     assert calls == {"setup": 0, "training": 0}
 
     for name in ("model.safetensors", "modeling_magtkd.py", "configuration_magtkd.py"):
@@ -215,9 +259,10 @@ def test_fusion_trains_on_cached_embeddings_and_the_checkpoint_loads_alone(
 @pytest.mark.parametrize("stage", ["text", "audio", "video", "kd", "fusion"])
 def test_shipped_configs_parse_to_a_registered_stage(dataset, stage):
     config = Path(__file__).resolve().parents[2] / "configs" / f"magtkd-{dataset}-{stage}.yaml"
-    model_args, data_args, distillation_args, training_args = train_run.parse_arguments(
+    arguments = parse_run_arguments(
         ["--config", str(config), "--bf16", "false"]  # the GPU configs ask for bf16, which a CPU refuses
     )
+    model_args, data_args, training_args = arguments.model, arguments.data, arguments.training
     assert (model_args.model_type, model_args.stage, data_args.dataset_name) == ("magtkd", stage, dataset)
     recipe = get_recipe("magtkd")
     _, stage_object = recipe.stage(stage)

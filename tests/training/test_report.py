@@ -1,17 +1,17 @@
-"""scripts/report.py: mean ± std over seeds of scripts/train.py runs, on a tiny synthetic feature dataset."""
+"""scripts/report.py (`hf-erc report`): mean ± std over seeds of training runs, on a tiny synthetic feature dataset."""
 
-import json
+import shlex
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from hf_erc.training import report
-from hf_erc.training import run as train_run
+from hf_erc.commands import report
+from hf_erc.training import TrainingResults
+from hf_erc.training import report as seed_runs
 from tests.utils.synthetic_features import write_feature_dataset, write_sdt_config
-from tests.utils.training import read_json, run_script
-
+from tests.utils.training import accelerate_launcher, read_json
 
 
 @pytest.fixture(scope="module")
@@ -26,20 +26,21 @@ def write_config(path, data_dir, output_dir):
 
 
 def count_train_runs(monkeypatch, fake=None):
-    """Record the argv of every `run.main` call report.py makes; `fake(argv)` replaces the training if given."""
+    """Record the `RunArguments` of every `train` call the report makes; `fake(arguments)` replaces the training if
+    given."""
     calls = []
-    original = train_run.main
+    original = seed_runs.train
 
-    def main(argv=None):
-        calls.append(list(argv))
-        return (fake or original)(argv)
+    def train(arguments):
+        calls.append(arguments)
+        return (fake or original)(arguments)
 
-    monkeypatch.setattr(train_run, "main", main)
+    monkeypatch.setattr(seed_runs, "train", train)
     return calls
 
 
-def flag(argv, name):
-    return argv[argv.index(name) + 1]
+def seeds_of(calls):
+    return [arguments.training.seed for arguments in calls]
 
 
 def test_two_seeds_mean_std_files_reuse_and_same_as_separate_processes(tmp_path, feature_dir, monkeypatch, capsys):
@@ -48,9 +49,10 @@ def test_two_seeds_mean_std_files_reuse_and_same_as_separate_processes(tmp_path,
     calls = count_train_runs(monkeypatch)
     command = ["--config", str(config), "--seeds", "3", "5", "--output_root", str(root), "--per-class"]
     command += ["--markdown", str(tmp_path / "table.md"), "--json", str(tmp_path / "table.json")]
-    command += ["--num_train_epochs", "1"]  # passed through to train.py, beating the config's 2
+    command += ["--num_train_epochs", "1"]  # a training flag, beating the config's 2
     assert report.main(command) == 0
-    assert [flag(argv, "--seed") for argv in calls] == ["3", "5"]
+    assert seeds_of(calls) == [3, 5]
+    assert [arguments.training.num_train_epochs for arguments in calls] == [1.0, 1.0]
     output = capsys.readouterr().out
 
     results = [read_json(root / f"seed-{seed}" / "all_results.json") for seed in (3, 5)]
@@ -82,33 +84,35 @@ def test_two_seeds_mean_std_files_reuse_and_same_as_separate_processes(tmp_path,
     assert [(root / f"seed-{seed}" / "all_results.json").stat().st_mtime_ns for seed in (3, 5)] == mtimes
     assert read_json(tmp_path / "table.json") == summary
 
-    # The second seed, trained after another run in this process, equals the same seed in a fresh process.
+    # The second seed, trained after another run in this process, equals the same seed run by the report's launcher
+    # (`accelerate launch ... -m hf_erc.commands.train --config ... --seed S --output_dir ROOT/seed-S [flags]`: the
+    # module of the installed package, wherever the checkout is) in a fresh process.
+    launcher = shlex.join(accelerate_launcher(1))
     separate = tmp_path / "separate"
-    run_script(
-        [sys.executable, "scripts/train.py", "--config", str(config), "--seed", "5", "--output_dir", str(separate)]
-        + ["--num_train_epochs", "1"]
-    )
-    fresh = read_json(separate / "all_results.json")
+    launched = ["--config", str(config), "--seeds", "5", "--output_root", str(separate), "--launcher", launcher]
+    assert report.main(launched + ["--num_train_epochs", "1"]) == 0
+    assert len(calls) == 2  # not trained in this process
+    assert f"{launcher} -m hf_erc.commands.train --config {config} --seed 5" in capsys.readouterr().out
+    fresh = read_json(separate / "seed-5" / "all_results.json")
+    assert fresh["world_size"] == 1
     for key in ("train_loss", "eval_loss", "eval_weighted_f1", "eval_macro_f1", "test_weighted_f1", "test_accuracy"):
         assert results[1][key] == pytest.approx(fresh[key], rel=1e-5, abs=1e-7), key
 
 
 def fake_training(values_per_seed, fail_seed=None):
-    """A stand-in for `run.main` that writes all_results.json with `values_per_seed[seed]` for every metric."""
+    """A stand-in for `train` that returns `values_per_seed[seed]` for every metric (and writes nothing)."""
 
-    def main(argv):
-        seed = int(flag(argv, "--seed"))
+    def train(arguments):
+        seed = arguments.training.seed
         if seed == fail_seed:
             raise RuntimeError("CUDA out of memory (fake)")
-        output_dir = Path(flag(argv, "--output_dir"))
-        output_dir.mkdir(parents=True, exist_ok=True)
         value = values_per_seed[seed]
-        results = {f"{prefix}_{key}": value for prefix in ("eval", "test") for key in ("weighted_f1", "accuracy")}
-        results.update({"eval_macro_f1": value / 2, "test_macro_f1": value / 2, "eval_f1_joy": value})
-        (output_dir / "all_results.json").write_text(json.dumps(results), encoding="utf-8")
-        return 0
+        validation = {"eval_weighted_f1": value, "eval_accuracy": value, "eval_macro_f1": value / 2}
+        validation["eval_f1_joy"] = value
+        test = {"test_weighted_f1": value, "test_accuracy": value, "test_macro_f1": value / 2}
+        return TrainingResults(output_dir=Path(arguments.training.output_dir), validation=validation, test=test)
 
-    return main
+    return train
 
 
 def test_a_failing_seed_stops_the_report_and_the_finished_seeds_are_reused(tmp_path, monkeypatch, capsys):
@@ -118,21 +122,24 @@ def test_a_failing_seed_stops_the_report_and_the_finished_seeds_are_reused(tmp_p
     assert report.main(command) == 1
     error = capsys.readouterr().err
     assert "report.py: error: seed 2" in error and "RuntimeError: CUDA out of memory (fake)" in error
-    assert [flag(argv, "--seed") for argv in calls] == ["1", "2"]  # seed 7 never ran
+    assert seeds_of(calls) == [1, 2]  # seed 7 never ran
     assert not (tmp_path / "r.json").exists()
     # The default output root is the config's output_dir.
-    assert flag(calls[0], "--output_dir") == str(tmp_path / "config-output" / "seed-1")
+    assert calls[0].training.output_dir == str(tmp_path / "config-output" / "seed-1")
 
-    # A run that returns an error status is a failure too.
-    monkeypatch.setattr(train_run, "main", lambda argv: 2)
+    # A run that stops on a configuration error is a failure too.
+    def misconfigured(arguments):
+        raise ValueError(f"--data_dir {arguments.data.data_dir} has no features")
+
+    monkeypatch.setattr(seed_runs, "train", misconfigured)
     assert report.main(command) == 1
     error = capsys.readouterr().err
-    assert "report.py: error: seed 2 " in error and "exited with status 2" in error
+    assert "report.py: error: seed 2 " in error and "ValueError: --data_dir" in error
 
     # Fixed: seed 1 is reused, 2 and 7 run.
     calls = count_train_runs(monkeypatch, fake_training({1: 0.5, 2: 0.6, 7: 0.7}))
     assert report.main(command) == 0
-    assert [flag(argv, "--seed") for argv in calls] == ["2", "7"]
+    assert seeds_of(calls) == [2, 7]
     summary = read_json(tmp_path / "r.json")
     assert summary["weighted_f1"]["test"]["values"] == pytest.approx([50.0, 60.0, 70.0])
     assert summary["weighted_f1"]["test"]["std"] == pytest.approx(10.0)
@@ -142,7 +149,7 @@ def test_a_failing_seed_stops_the_report_and_the_finished_seeds_are_reused(tmp_p
     assert report.main(command + ["--retrain"]) == 0
     assert len(calls) == 5
     assert report.main(command + ["--learning_rate", "0.1"]) == 0
-    assert len(calls) == 8 and calls[-1][-2:] == ["--learning_rate", "0.1"]
+    assert len(calls) == 8 and calls[-1].training.learning_rate == 0.1
     assert report.main(command + ["--learning_rate", "0.1"]) == 0
     assert len(calls) == 8
     config.write_text(config.read_text(encoding="utf-8") + "warmup_steps: 1\n", encoding="utf-8")
@@ -156,10 +163,10 @@ def test_one_seed_evaluation_only_flags_pass_through(tmp_path, monkeypatch, caps
     command = ["--config", str(config), "--seeds", "42", "--output_root", str(tmp_path / "eval"), "--per_class"]
     command += ["--do_train", "false", "--model_name_or_path", "some/checkpoint", "--markdown", str(tmp_path / "t.md")]
     assert report.main(command) == 0
-    assert calls == [
-        ["--config", str(config), "--seed", "42", "--output_dir", str(tmp_path / "eval" / "seed-42")]
-        + ["--do_train", "false", "--model_name_or_path", "some/checkpoint"]
-    ]
+    [arguments] = calls
+    assert (arguments.training.seed, arguments.training.output_dir) == (42, str(tmp_path / "eval" / "seed-42"))
+    assert arguments.training.do_train is False and arguments.model.model_name_or_path == "some/checkpoint"
+    assert arguments.training.num_train_epochs == 2  # the rest from the config
     lines = (tmp_path / "t.md").read_text(encoding="utf-8").splitlines()
     assert lines[2] == "| weighted F1 | 50.00 ± – | 50.00 ± – |"
     assert lines[4] == "| macro F1 | 25.00 ± – | 25.00 ± – |"
@@ -168,12 +175,23 @@ def test_one_seed_evaluation_only_flags_pass_through(tmp_path, monkeypatch, caps
     capsys.readouterr()
 
 
-@pytest.mark.parametrize("reserved", [["--seed", "1"], ["--output_dir=x"], ["--seeds", "1", "1"]])
-def test_flags_set_per_seed_are_refused(tmp_path, reserved, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        report.parse_report_arguments(["--config", "c.yaml", "--seeds", "1", *reserved])
-    assert exit_info.value.code == 2
-    assert "report.py: error:" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--seed", "1"], "--seed is set per seed by the report: use --seeds"),
+        (["--output_dir=x"], "--output_dir is set per seed by the report: use --output_root"),
+        (["--seeds", "1", "1"], "a seed is repeated"),
+        (["--num_train_epoch", "1", "--learning_rte", "1"], "unrecognized training arguments: --learning_rte 1"),
+        (["--dataset_name", "meldd"], "invalid choice: 'meldd'"),
+    ],
+)
+def test_flags_set_per_seed_or_unknown_are_refused_before_any_run(tmp_path, flags, message, monkeypatch, capsys):
+    calls = count_train_runs(monkeypatch, fake_training({}))
+    config = write_config(tmp_path / "run.yaml", tmp_path, tmp_path / "out")
+    assert report.main(["--config", str(config), "--seeds", "1", *flags]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("report.py: error:") and message in error
+    assert calls == []
 
 
 def test_a_missing_config_is_reported(tmp_path, capsys):
@@ -181,7 +199,7 @@ def test_a_missing_config_is_reported(tmp_path, capsys):
     assert "none.yaml does not exist" in capsys.readouterr().err
 
 
-FAKE_TRAIN_SCRIPT = """
+FAKE_TRAIN_MODULE = """
 import json, sys
 from pathlib import Path
 argv = sys.argv[1:]
@@ -195,28 +213,36 @@ output_dir.mkdir(parents=True, exist_ok=True)
 
 
 def test_launcher_runs_each_seed_in_its_own_process(tmp_path, capsys, monkeypatch):
+    """`--launcher python` runs `python -m hf_erc.commands.train ...` per seed: here a stand-in module of that name,
+    found first on PYTHONPATH, that writes its command line and metrics."""
+    fake_package = tmp_path / "fake" / "hf_erc" / "commands"
+    fake_package.mkdir(parents=True)
+    (fake_package.parent / "__init__.py").write_text("", encoding="utf-8")
+    (fake_package / "__init__.py").write_text("", encoding="utf-8")
+    (fake_package / "train.py").write_text(FAKE_TRAIN_MODULE, encoding="utf-8")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "fake"))
     config = write_config(tmp_path / "run.yaml", tmp_path, tmp_path / "unused")
-    script = tmp_path / "fake_train.py"
-    script.write_text(FAKE_TRAIN_SCRIPT, encoding="utf-8")
     root = tmp_path / "runs"
     command = ["--config", str(config), "--seeds", "2", "4", "--output_root", str(root), "--launcher", "python"]
     command += ["--json", str(tmp_path / "r.json"), "--num_train_epochs", "1"]
-    assert report.main(command, train_script=script) == 0
+    assert report.main(command) == 0
     assert read_json(root / "seed-4" / "argv.json") == [
         "--config", str(config), "--seed", "4", "--output_dir", str(root / "seed-4"), "--num_train_epochs", "1"
     ]
     summary = read_json(tmp_path / "r.json")
     assert summary["weighted_f1"]["validation"]["values"] == pytest.approx([20.0, 40.0])
     assert summary["weighted_f1"]["test"]["mean"] == pytest.approx(15.0)
-    assert "accuracy" not in summary and "| accuracy | - | - |" in capsys.readouterr().out
+    output = capsys.readouterr().out
+    assert "accuracy" not in summary and "| accuracy | - | - |" in output
+    assert f"{sys.executable} -m hf_erc.commands.train --config" in output
     # Another launcher is another run: the seeds train again.
     mtime = (root / "seed-2" / "all_results.json").stat().st_mtime_ns
-    assert report.main(command[:-2] + ["--launcher", "python3", "--num_train_epochs", "1"], train_script=script) == 0
+    assert report.main(command[:-2] + ["--launcher", "python3", "--num_train_epochs", "1"]) == 0
     assert (root / "seed-2" / "all_results.json").stat().st_mtime_ns != mtime
 
-    assert report.main(command[:4] + ["9"] + command[5:], train_script=script) == 1
+    assert report.main(command[:4] + ["9"] + command[5:]) == 1
     assert "report.py: error: seed 9 " in capsys.readouterr().err
 
     monkeypatch.setenv("WORLD_SIZE", "2")  # started with `accelerate launch`
-    assert report.main(command, train_script=script) == 2
+    assert report.main(command) == 2
     assert "--launcher" in capsys.readouterr().err

@@ -11,8 +11,9 @@ import pytest
 from datasets import DatasetDict
 
 from hf_erc.data.export import save_parquet_repo
-from hf_erc.training import run as train_run
-from hf_erc.training.run import main, parse_arguments
+from hf_erc.training import arguments as training_arguments
+from hf_erc.training.arguments import parse_run_arguments
+from hf_erc.training.run import main
 from tests.utils.synthetic_features import synthetic_split, write_feature_dataset, write_sdt_config
 from tests.utils.training import REPO_ROOT, free_port, read_json, run_script
 
@@ -87,12 +88,12 @@ def test_launch_that_would_train_one_model_per_process_is_refused(tmp_path, feat
 
 @pytest.mark.parametrize("accelerator", [False, True])
 def test_use_cpu_defaults_to_the_machine_and_a_config_wins(tmp_path, monkeypatch, accelerator):
-    monkeypatch.setattr(train_run, "accelerator_available", lambda: accelerator)
+    monkeypatch.setattr(training_arguments, "accelerator_available", lambda: accelerator)
     config = write_sdt_config(tmp_path / "run.yaml", tmp_path, tmp_path / "out")
-    assert parse_arguments(["--config", str(config)])[3].use_cpu is not accelerator
-    assert parse_arguments(["--config", str(config), "--use_cpu", "true"])[3].use_cpu is True
+    assert parse_run_arguments(["--config", str(config)]).training.use_cpu is not accelerator
+    assert parse_run_arguments(["--config", str(config), "--use_cpu", "true"]).training.use_cpu is True
     pinned = write_sdt_config(tmp_path / "pinned.yaml", tmp_path, tmp_path / "out", use_cpu=accelerator)
-    assert parse_arguments(["--config", str(pinned)])[3].use_cpu is accelerator
+    assert parse_run_arguments(["--config", str(pinned)]).training.use_cpu is accelerator
 
 
 def write_rank_without_audio(path):

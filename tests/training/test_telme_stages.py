@@ -6,7 +6,6 @@ the fusion on cached embeddings; the final checkpoint loads without hf_erc and p
 """
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +24,7 @@ from tests.utils.training import (
     count_encoder_calls,
     read_json,
     run_script,
+    train_in_process,
 )
 
 
@@ -84,7 +84,7 @@ def teacher_dir(workspace):
 
 @pytest.fixture(scope="module")
 def audio_student_dir(workspace, teacher_dir):
-    """Stage 2, audio, distilled from the teacher's cached outputs (one process under `accelerate launch`)."""
+    """Stage 2, audio, distilled from the teacher's cached outputs (in this process: `hf_erc.training.train`)."""
     output_dir = workspace / "audio"
     config = write_config(
         workspace / "audio.yaml", workspace, output_dir, modalities=["audio"],
@@ -92,8 +92,8 @@ def audio_student_dir(workspace, teacher_dir):
         # A sharper similarity softmax than TelME's tau = 1, so that the toy's feature term has room to fall.
         **{**STUDENT_FIELDS, "feature_kd_temperature": 0.1},
     )  # fmt: skip
-    result = run_script(accelerate_launcher(1) + ["scripts/train.py", "--config", str(config)])
-    return output_dir, result
+    _, warnings = train_in_process(config)
+    return output_dir, warnings
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ def video_student_dir(workspace, teacher_dir):
         workspace / "video.yaml", workspace, output_dir, modalities=["video"],
         teacher_model_name_or_path=str(teacher_dir), cache_teacher_outputs=False, **STUDENT_FIELDS,
     )  # fmt: skip
-    run_script([sys.executable, "scripts/train.py", "--config", str(config)])
+    train_in_process(config)
     return output_dir
 
 
@@ -170,10 +170,10 @@ def test_trainer_distils_the_same_from_live_teacher_inputs_and_from_cached_outpu
 
 
 def test_student_stages_skip_missing_media_and_distil(audio_student_dir, video_student_dir):
-    output_dir, result = audio_student_dir
+    output_dir, warnings = audio_student_dir
     metrics = read_json(output_dir / "train_results.json")
     assert metrics["train_skipped_no_audio"] == 1 and metrics["train_utterances_skipped"] == 1
-    assert "left out of its batch" in result.stderr  # the corrupt file, dropped when decoded
+    assert "left out of its batch" in warnings  # the corrupt file, dropped when decoded
     assert (output_dir / "processor_config.json").is_file() and (output_dir / "model.safetensors").is_file()
     history = read_json(output_dir / "trainer_state.json")["log_history"]
     epochs = [entry for entry in history if "loss_response_kd" in entry]

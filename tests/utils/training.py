@@ -26,6 +26,26 @@ def run_script(command, timeout=240):
     return result
 
 
+def train_in_process(config_path, **overrides):
+    """One run of the YAML file ``config_path`` through ``hf_erc.training.train`` in this process (the typed entry
+    that scripts/train.py wraps, without the seconds a new Python process spends importing torch and transformers).
+    Returns ``(results, warnings)``: what ``train`` returned, and the text of every warning hf_erc logged."""
+    import logging
+
+    from hf_erc.training import RunArguments, train
+
+    records = []
+    handler = logging.Handler(level=logging.WARNING)
+    handler.emit = lambda record: records.append(record.getMessage())
+    package_logger = logging.getLogger("hf_erc")
+    package_logger.addHandler(handler)
+    try:
+        results = train(RunArguments.from_config(config_path, **overrides))
+    finally:
+        package_logger.removeHandler(handler)
+    return results, "\n".join(records)
+
+
 def read_json(path):
     return json.loads(Path(path).read_text(encoding="utf-8"))
 

@@ -22,7 +22,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from ..data.media import MediaDecodeError
 from ..inference.checkpoints import HUB_REPO_ID
+from ..inference.pipelines import pipeline
+from ..inference.timeline import plot_timeline
 
 # What `hf-erc quickstart` trains, relative to the folder it ran in.
 QUICKSTART_CHECKPOINT = "outputs/quickstart/sdt-meld-text"
@@ -43,7 +46,7 @@ __all__ = [
 def _import_gradio():
     """Gradio, or an ImportError saying how to install it (it is the optional ``demo`` extra)."""
     try:
-        import gradio
+        import gradio  # optional (pip install "hf-erc[demo]"): hf-erc works without it
     except ImportError as error:
         raise ImportError(
             'The demo needs Gradio, which is not installed: pip install "hf-erc[demo]" (or pip install gradio).'
@@ -146,8 +149,6 @@ class DemoBackend:
         key = _checked_checkpoint(checkpoint)
         with self._lock:
             if key not in self.pipelines:
-                from ..inference.pipelines import pipeline
-
                 self.pipelines[key] = pipeline(key, device=self.device, trust_remote_code=self.trust_remote_code)
             return self.pipelines[key]
 
@@ -171,8 +172,6 @@ class DemoBackend:
         return rows, self._plot(labeller, rows, f"{Path(video).name}: emotions by speaker")
 
     def _plot(self, labeller, rows: list[dict[str, Any]], title: str) -> Path:
-        from ..inference.timeline import plot_timeline
-
         labels = [labeller.id2label[index] for index in sorted(labeller.id2label)]
         path = self.image_dir / f"timeline-{uuid.uuid4().hex[:12]}.png"
         return plot_timeline(rows, path, title=title, labels=labels)
@@ -201,8 +200,6 @@ def build_demo(
     def run(work, *arguments, uploads=()):
         """Run a labelling, turning data errors (whose messages name the file, cue or row) into Gradio errors;
         an uploaded file is named as the user knows it, not by its path in Gradio's upload cache."""
-        from ..data.media import MediaDecodeError
-
         try:
             rows, image = work(*arguments)
         except (ValueError, OSError, MediaDecodeError) as error:

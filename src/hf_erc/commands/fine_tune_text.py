@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
+
 from ..locking import OutputFolderLock
 from ..training.finetune import TextFineTuningArguments, fine_tune_text_encoder_on_disk
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``hf-erc fine-tune-text``."""
     defaults = TextFineTuningArguments()
     parser = subparsers.add_parser(
@@ -31,7 +33,7 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run_fine_tune_text)
 
 
-def run_fine_tune_text(args) -> int:
+def run_fine_tune_text(args: argparse.Namespace) -> int:
     settings = TextFineTuningArguments(
         text_encoder=args.text_encoder, pooling=args.pooling, max_length=args.max_length, num_train_epochs=args.epochs,
         learning_rate=args.learning_rate, batch_size=args.batch_size, seed=args.seed,

@@ -13,6 +13,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
+from ..inference.asr import load_recognizer
+from ..inference.conversations import conversation_from_asr, read_conversation, subtitles_beside
+from ..inference.pipelines import pipeline
+from ..inference.timeline import plot_timeline
+
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v")
 
 
@@ -103,9 +110,6 @@ def register(subparsers) -> None:
 
 
 def _run_predict(args) -> int:
-    from ..inference.conversations import subtitles_beside
-    from ..inference.pipelines import pipeline
-
     if (args.conversation is None) == (args.video is None):
         raise ValueError("Give a conversation JSON file or --video (with --subtitles), not both or neither.")
     asr = getattr(args, "asr", None)
@@ -117,8 +121,6 @@ def _run_predict(args) -> int:
         if args.subtitles or args.plot or asr:
             raise ValueError("--subtitles, --asr and --plot go with --video.")
         if args.online:
-            from ..inference.conversations import read_conversation
-
             rows = _print_online(labeller.stream(read_conversation(args.conversation)), args.json)
         else:
             rows = labeller(args.conversation)
@@ -170,10 +172,6 @@ def _print_online(stream, as_json: bool) -> list[dict[str, Any]]:
 
 
 def _run_folder(labeller, videos: list[Path], args, labels) -> int:
-    from tqdm.auto import tqdm
-
-    from ..inference.conversations import subtitles_beside
-
     plot_dir = Path(args.plot) if args.plot else None
     everything, results = [], {}
     recognizer = None  # the --asr model, loaded once at the first video without subtitles
@@ -183,8 +181,6 @@ def _run_folder(labeller, videos: list[Path], args, labels) -> int:
         except FileNotFoundError:
             if not getattr(args, "asr", None):
                 raise
-            from ..inference.asr import load_recognizer
-
             if recognizer is None:
                 recognizer = load_recognizer(args.asr, args.device)
             rows = _label_by_asr(labeller, video, recognizer, args.device)
@@ -208,12 +204,8 @@ def _label_by_asr(labeller, video: Path, asr, device) -> list[dict[str, Any]]:
     """Label the cues that speech recognition (``asr``: a model id/folder or a loaded ASR pipeline) finds in
     ``video``; the labeller takes them as a conversation of timed segments of the recording, with their notes on
     missing media."""
-    from ..inference.conversations import conversation_from_asr
-
     return labeller(conversation_from_asr(video, asr, device=device))
 
 
 def _plot(rows, path, title: str) -> None:
-    from ..inference.timeline import plot_timeline
-
     print(f"Wrote {plot_timeline(rows, path, title=title)}.", file=sys.stderr)

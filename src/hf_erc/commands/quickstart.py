@@ -10,12 +10,26 @@ lower).
 
 from __future__ import annotations
 
-import json
+import argparse
 import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..data.collators import DialogueCollator
+from ..data.dialogues import group_dialogues
+from ..features.encoders import FINE_TUNING_FILE
+from ..features.extract import extract_features_to_disk
+from ..inference.checkpoints import foreign_code_files, load_checkpoint_model
+from ..inference.pipelines import pipeline
+from ..training import RunArguments, train
+from ..training.finetune import TextFineTuningArguments, fine_tune_text_encoder_on_disk
+from .predict import format_predictions
 
 MELD_CSV = "train_sent_emo.csv"
 RESOURCES = Path(__file__).resolve().parents[1] / "resources"
@@ -61,23 +75,15 @@ def run_quickstart(
     output_dir: str = "outputs/quickstart",
     epochs: int = 30,
     text_encoder: str = "minilm",
-    extra_train_args: list[str] | None = None,
+    train_overrides: Mapping[str, Any] | None = None,
     fine_tune_encoder: bool = True,
     seed: int = 42,
-) -> dict:
-    """Run every step; returns the test metrics (``weighted_f1``, ``accuracy``, ``macro_f1``, ``f1_<label>`` ...)."""
-    import torch
+) -> dict[str, float]:
+    """Run every step; returns the test metrics (``weighted_f1``, ``accuracy``, ``macro_f1``, ``f1_<label>`` ...).
 
-    from ..inference.checkpoints import foreign_code_files, load_checkpoint_model
-    from ..data.collators import DialogueCollator
-    from ..data.dialogues import group_dialogues
-    from ..features.extract import extract_features_to_disk
-    from ..features.encoders import FINE_TUNING_FILE
-    from ..training.finetune import TextFineTuningArguments, fine_tune_text_encoder_on_disk
-    from ..inference.pipelines import pipeline
-    from .predict import format_predictions
-    from ..training import run as training_run
-
+    ``train_overrides``: more fields of SDT's training arguments (e.g. ``{"disable_tqdm": True}``), over
+    ``configs/sdt-meld-text.yaml``.
+    """
     meld = find_meld_dir(meld_dir)
     output = Path(output_dir)
     features_dir, checkpoint = output / "meld-features", output / "sdt-meld-text"
@@ -96,14 +102,11 @@ def run_quickstart(
     dataset_dict, _ = extract_features_to_disk("meld", meld, features_dir, text_encoder=text_encoder, cache_dir=output / "feature-cache")
 
     print(f"[2/5] Training text-only SDT ({TRAINING_CONFIG.name}, {epochs} epochs) -> {checkpoint}")
-    argv = [
-        "--config", str(TRAINING_CONFIG), "--data_dir", str(features_dir), "--output_dir", str(checkpoint),
-        "--num_train_epochs", str(epochs), "--seed", str(seed), *(extra_train_args or []),
-    ]
-    status = training_run.main(argv)
-    if status != 0:
-        raise RuntimeError(f"Training failed (exit status {status}); see the messages above.")
-    results = json.loads((checkpoint / "all_results.json").read_text())
+    arguments = RunArguments.from_config(
+        TRAINING_CONFIG, data_dir=str(features_dir), output_dir=str(checkpoint), num_train_epochs=epochs, seed=seed,
+        **(train_overrides or {}),
+    )
+    results = train(arguments)
 
     print("[3/5] Reloading the checkpoint with AutoModel(trust_remote_code=True) in a process without hf_erc")
     foreign = foreign_code_files(checkpoint)
@@ -129,7 +132,7 @@ def run_quickstart(
 
     print(f"[4/5] Labelling the sample conversation {SAMPLE_CONVERSATION.name}")
     print(format_predictions(pipeline(str(checkpoint))(SAMPLE_CONVERSATION)))
-    test = {key[5:]: value for key, value in results.items() if key.startswith("test_") and isinstance(value, float)}
+    test = {key[5:]: value for key, value in results.test.items() if isinstance(value, float)}
     print(
         f"[5/5] Test macro F1 {100 * test.get('macro_f1', float('nan')):.2f}; per class: "
         + ", ".join(f"{name} {100 * value:.1f}" for name, value in _per_class(test).items())
@@ -142,11 +145,11 @@ def run_quickstart(
     return test
 
 
-def _per_class(metrics: dict) -> dict[str, float]:
+def _per_class(metrics: Mapping[str, float]) -> dict[str, float]:
     return {key[3:]: value for key, value in metrics.items() if key.startswith("f1_")}
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``hf-erc quickstart``."""
     parser = subparsers.add_parser("quickstart", help="Train and evaluate text-only SDT on real MELD text, offline, then predict.")
     parser.add_argument("--meld-dir", default=None, help="Folder with MELD's *_sent_emo.csv (default: ../shared/data/meld).")
@@ -163,6 +166,6 @@ def register(subparsers) -> None:
     parser.set_defaults(func=_run_quickstart_command)
 
 
-def _run_quickstart_command(args) -> int:
+def _run_quickstart_command(args: argparse.Namespace) -> int:
     run_quickstart(args.meld_dir, args.output_dir, args.epochs, args.text_encoder, fine_tune_encoder=not args.frozen_encoder, seed=args.seed)
     return 0

@@ -4,7 +4,8 @@ Each line holds the utterance (``dialogue_id``, ``turn``, ``speaker``, ``text``)
 reads (the whole string before tokenization), and, where the utterance has media, the audio samples read
 (``audio_samples``: ``[first, end)`` at ``audio_sampling_rate``) and the frames chosen (``frame_indices`` within
 the clip, or within ``video_segment`` for a turn cut from a dialogue recording). Everything comes from the model's
-processor: a checkpoint's own (``--model``) or the recipe's for ``--preprocessing`` reference or default.
+processor: a checkpoint's own (``--model``) or the preset of the model's processor for ``--preprocessing`` reference
+or default (``TelMEProcessor.from_preset``, ``MAGTKDProcessor.from_preset``).
 """
 
 from __future__ import annotations
@@ -13,10 +14,17 @@ import json
 import sys
 from pathlib import Path
 
+from tokenizers import Tokenizer
+from tokenizers.models import WordLevel
+from tokenizers.pre_tokenizers import WhitespaceSplit
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
 from ..data.media import MediaDecodeError, count_video_frames, decode_audio
+from ..data.prepare import load_erc_dataset
 from ..data.views import MEDIA_SOURCE_COLUMNS, media_rows, with_prompt_context
-from ..training.processors import build_processor, processor_settings
-from ..training.recipes import get_recipe
+from ..features.encoders import resolve_encoder_path
+from ..inference.checkpoints import PROCESSOR_FILE, load_checkpoint_processor
+from ..models.registry import get_family
 
 UTTERANCE_MODEL_TYPES = ("telme", "magtkd")
 
@@ -24,44 +32,35 @@ UTTERANCE_MODEL_TYPES = ("telme", "magtkd")
 def placeholder_tokenizer():
     """A word-level tokenizer with RoBERTa's special tokens, for prompts without a real tokenizer: the prompt
     strings only need its separator (``</s>``); token counts need the model's own tokenizer (``--tokenizer``)."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
     vocabulary = {token: index for index, token in enumerate(["<s>", "<pad>", "</s>", "<unk>", "<mask>"])}
-    backend = Tokenizer(models.WordLevel(vocabulary, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    backend = Tokenizer(WordLevel(vocabulary, unk_token="<unk>"))
+    backend.pre_tokenizer = WhitespaceSplit()
     return PreTrainedTokenizerFast(
         tokenizer_object=backend, bos_token="<s>", eos_token="</s>", sep_token="</s>", pad_token="<pad>",
         unk_token="<unk>", mask_token="<mask>",
     )  # fmt: skip
 
 
-def recipe_processor(model_type: str, dataset: str, preprocessing: str, tokenizer=None):
-    """The processor a ``model_type`` stage builds on ``dataset`` with ``preprocessing`` (the preset's settings)."""
-    from ..training.processors import load_speaker_tokenizer
-
+def preset_processor(model_type: str, dataset: str, preprocessing: str, tokenizer: str | None = None):
+    """The processor a ``model_type`` training stage builds on ``dataset`` with ``preprocessing``: the preset of the
+    family's processor (``from_preset``) for the paper's configuration of ``dataset``. ``tokenizer`` names the text
+    model's tokenizer (a folder, a Hub id or an encoder name such as ``minilm``); without it a placeholder writes the
+    same prompt strings."""
     if model_type not in UTTERANCE_MODEL_TYPES:
         raise ValueError(f"--model-type {model_type}: show-inputs covers {list(UTTERANCE_MODEL_TYPES)}.")
-    recipe = get_recipe(model_type)
-    config = recipe.config_class.for_dataset(dataset)
-    settings = processor_settings(model_type, dataset, preprocessing, config)
+    family = get_family(model_type)
+    config = family.config_class.for_dataset(dataset)
     if tokenizer is None:
-        tokenizer = placeholder_tokenizer()
-        if settings["num_speaker_tokens"]:
-            tokenizer.add_special_tokens(
-                {"extra_special_tokens": [f"<s{index}>" for index in range(1, settings["num_speaker_tokens"] + 1)]}
-            )
+        text_tokenizer = placeholder_tokenizer()
     else:
-        tokenizer = load_speaker_tokenizer(tokenizer, settings["num_speaker_tokens"])
+        text_tokenizer = AutoTokenizer.from_pretrained(resolve_encoder_path(tokenizer), trust_remote_code=False)
     max_length = config.text_max_length - config.text_num_virtual_tokens
-    return build_processor(recipe.processor_class, tokenizer, config, max_length, settings)
+    return family.processor_class.from_preset(dataset, preprocessing, text_tokenizer, config, max_length)
 
 
 def checkpoint_processor(model: str):
     """The processor saved with a checkpoint (its own preprocessing), loaded with hf_erc's classes and without running
     any code the checkpoint ships (:func:`hf_erc.inference.checkpoints.load_checkpoint_processor`)."""
-    from ..inference.checkpoints import PROCESSOR_FILE, load_checkpoint_processor
-
     if Path(model).is_dir() and not Path(model, PROCESSOR_FILE).is_file():
         raise FileNotFoundError(
             f"{model} has no {PROCESSOR_FILE}: show-inputs reads the processor a TelME or MAGTKD stage saved."
@@ -115,15 +114,13 @@ def show_inputs(
     with_media: bool = True,
 ) -> int:
     """Write one JSON line per utterance of ``split``; returns the number of lines."""
-    from ..data.prepare import load_erc_dataset
-
     if model is not None:
         processor = checkpoint_processor(model)
         saved = getattr(processor, "preprocessing", "default")
         if preprocessing is not None and preprocessing != saved:
             raise ValueError(f"{model} was saved with {saved!r} preprocessing; drop --preprocessing {preprocessing}.")
     else:
-        processor = recipe_processor(model_type, dataset_name, preprocessing or "default", tokenizer)
+        processor = preset_processor(model_type, dataset_name, preprocessing or "default", tokenizer)
     splits = load_erc_dataset(dataset_name, data_dir)
     if split not in splits:
         raise ValueError(f"{data_dir} has no {split!r} split; found {list(splits)}.")

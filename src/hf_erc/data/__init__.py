@@ -12,30 +12,8 @@ Modules:
 - :mod:`~hf_erc.data.feature_files`: readers of the community pre-extracted feature pickles.
 - :mod:`~hf_erc.data.export`: writing and pushing Parquet dataset repositories.
 - :mod:`~hf_erc.data.errors`: the data errors.
-
-``load_erc_dataset`` is resolved on first use so that importing a light submodule
-(``hf_erc.data.collators``, ...) does not pay for ``datasets``.
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .prepare import load_erc_dataset
+from .prepare import load_erc_dataset
 
 __all__ = ["load_erc_dataset"]
-
-
-def __getattr__(name: str):
-    """Lazy ``hf_erc.data.load_erc_dataset`` (PEP 562): the same object as ``hf_erc.data.prepare.load_erc_dataset``."""
-    if name == "load_erc_dataset":
-        from .prepare import load_erc_dataset
-
-        globals()[name] = load_erc_dataset
-        return load_erc_dataset
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))

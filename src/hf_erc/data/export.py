@@ -15,7 +15,7 @@ import datasets
 from datasets.info import DatasetInfo, DatasetInfosDict
 from datasets.splits import SplitDict, SplitInfo
 from datasets.utils.metadata import MetadataConfigs
-from huggingface_hub import DatasetCard, DatasetCardData
+from huggingface_hub import DatasetCard, DatasetCardData, HfApi, constants
 
 # What each column of the data contract means, for dataset cards.
 COLUMN_DESCRIPTIONS: dict[str, str] = {
@@ -123,10 +123,6 @@ def push_parquet_repo(output_dir: str | os.PathLike, repo_id: str, private: bool
 
     Raises :class:`PushError` (offline, not logged in, no permission...) with the command to push later.
     """
-    from huggingface_hub import HfApi
-
-    from huggingface_hub import constants
-
     output_dir = Path(output_dir).resolve()
     later = (
         f"The local dataset folder {output_dir} is complete. Push it later, once online and logged in "

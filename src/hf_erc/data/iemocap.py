@@ -55,8 +55,10 @@ import datasets
 from ..labels import IEMOCAP_CODES
 from .contract import contract_features
 from .errors import DataFormatError, DataNotFoundError
+from .export import dataset_card_body
 from .iemocap_files import _is_release_file, parse_emo_evaluation, parse_transcription
 from .media import MediaDecodeError, probe_media
+from .summary import media_report, summarize
 
 logger = logging.getLogger(__name__)
 
@@ -464,9 +466,6 @@ def iemocap_dataset_card(dataset_dict: datasets.DatasetDict, validation_split: s
     ``validation_split`` (``"random"``/``"reference"``) says how validation was drawn; by default it
     is read from the builder config the splits came from.
     """
-    from .export import dataset_card_body
-    from .summary import media_report, summarize
-
     if validation_split is None:
         validation_split = _built_validation_split(dataset_dict)
     if validation_split == "reference":

@@ -35,6 +35,7 @@ from datasets import Dataset, DatasetDict, DatasetInfo, Features
 from datasets.table import InMemoryTable
 
 from ..labels import label2id
+from ..models.magtkd.configuration_magtkd import MELD_SPEAKERS
 from .contract import contract_features
 from .errors import DataFormatError, DataNotFoundError
 from .feature_files import feature_only_media_columns, load_restricted_pickle
@@ -102,7 +103,7 @@ def magtkd_speaker_vocab(dataset: str) -> dict[str, int]:
     key = _check_dataset(dataset)
     if key == "iemocap":
         return {"speaker_0": 0, "speaker_1": 1}
-    return {name: index for index, name in enumerate(_meld_speakers())}
+    return {name: index for index, name in enumerate(MELD_SPEAKERS)}
 
 
 def is_magtkd_feature_folder(path: str | os.PathLike) -> bool:
@@ -162,7 +163,7 @@ def read_magtkd_feature_pickles(
     paths = _feature_paths(os.fspath(folder))
 
     mapping = magtkd_label_mapping(key)
-    speakers = _meld_speakers() if key == "meld" else ("speaker_0", "speaker_1")
+    speakers = MELD_SPEAKERS if key == "meld" else ("speaker_0", "speaker_1")
     features = contract_features(
         key, with_sentiment=False, utterance_id="int32" if key == "meld" else None, with_feature_vectors=True
     )
@@ -180,13 +181,6 @@ def _check_dataset(dataset: str) -> str:
     if key not in MAGTKD_FUSION_INPUTS:
         raise ValueError(f"Unknown dataset {dataset!r}: expected one of {sorted(MAGTKD_FUSION_INPUTS)}.")
     return key
-
-
-def _meld_speakers() -> tuple[str, ...]:
-    # Imported here: the model package pulls in torch and transformers, which the IEMOCAP path does not need.
-    from ..models.magtkd.configuration_magtkd import MELD_SPEAKERS
-
-    return MELD_SPEAKERS
 
 
 def _feature_paths(folder: str) -> dict[str, str]:

@@ -12,6 +12,7 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import av
 import numpy as np
 
 DEFAULT_SAMPLING_RATE = 16_000
@@ -43,8 +44,6 @@ class MediaInfo:
 
 
 def _open(path):
-    import av
-
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise MediaDecodeError(path, "file not found")
@@ -107,8 +106,6 @@ def decode_audio(
     end: float | None = None,
 ) -> np.ndarray:
     """Mono float32 waveform of ``path`` resampled to ``sampling_rate``, optionally cut to ``[start, end)`` seconds."""
-    import av
-
     with _decoding(path, "audio") as (container, stream):
         # Keep the source channels and average them: FFmpeg's own stereo -> mono matrix scales each
         # channel by 0.707 and sums, which leaves [-1, 1] for loud stereo.

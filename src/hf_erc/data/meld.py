@@ -40,7 +40,9 @@ from .. import __version__
 from ..labels import MELD_EMOTIONS, MELD_SENTIMENTS
 from .contract import contract_features
 from .errors import DataFormatError, DataNotFoundError
+from .export import dataset_card_body
 from .media import MediaDecodeError, probe_media
+from .summary import media_report, summarize
 
 logger = logging.getLogger(__name__)
 
@@ -369,8 +371,6 @@ def build_meld(
     A line per split on missing and unusable clips is logged at INFO level
     (:func:`hf_erc.data.summary.media_report` gives the same lines).
     """
-    from .summary import media_report
-
     builder = MELDBuilder(
         data_dir=raw_dir,
         check_media=check_media,
@@ -394,9 +394,6 @@ MELD_CARD_METADATA = {
 
 def meld_dataset_card(dataset_dict: datasets.DatasetDict) -> str:
     """Markdown body of the dataset card of a prepared MELD folder."""
-    from .export import dataset_card_body
-    from .summary import media_report, summarize
-
     report = "\n".join(f"- {line}" for line in media_report(dataset_dict))
     return dataset_card_body(
         title="MELD: Multimodal EmotionLines Dataset",

@@ -12,9 +12,13 @@ import os
 from pathlib import Path
 
 import datasets
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ..labels import emotion_names
 from .errors import DataFormatError
+from .iemocap import IEMOCAP_CARD_METADATA, build_iemocap, iemocap_dataset_card
+from .meld import MELD_CARD_METADATA, build_meld, meld_dataset_card
 
 logger = logging.getLogger(__name__)
 
@@ -56,11 +60,7 @@ def load_erc_dataset(name: str, data_dir: str | os.PathLike, **options) -> datas
             logger.info("%s is already prepared: ignoring the build option(s) %s.", data_dir, build_options)
         return load_prepared(key, data_dir, cache_dir=options.get("cache_dir"))
     if key == "meld":
-        from .meld import build_meld
-
         return build_meld(data_dir, **options)
-    from .iemocap import build_iemocap
-
     return build_iemocap(data_dir, **options)
 
 
@@ -72,9 +72,6 @@ def load_prepared(name: str, data_dir: str | os.PathLike, cache_dir: str | os.Pa
     folder with same-sized shards) could come back as a stale copy. ``cache_dir`` is accepted for
     symmetry with the builders and not needed here.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     data_dir = Path(data_dir)
     shards: dict[str, list[Path]] = {}
     for path in sorted((data_dir / "data").glob("*.parquet")):
@@ -103,9 +100,5 @@ def load_prepared(name: str, data_dir: str | os.PathLike, cache_dir: str | os.Pa
 def dataset_card(name: str, dataset_dict: datasets.DatasetDict) -> tuple[str, dict]:
     """``(card body, card metadata)`` for a prepared dataset: the text and YAML fields of its README.md."""
     if name == "meld":
-        from .meld import MELD_CARD_METADATA, meld_dataset_card
-
         return meld_dataset_card(dataset_dict), MELD_CARD_METADATA
-    from .iemocap import IEMOCAP_CARD_METADATA, iemocap_dataset_card
-
     return iemocap_dataset_card(dataset_dict), IEMOCAP_CARD_METADATA

@@ -14,6 +14,9 @@ from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
+from datasets import List, Value
+
+from .dialogues import add_dialogue_context, dialogue_boundaries
 
 # Columns of an utterance row the utterance-level stages read (besides media and cached outputs).
 UTTERANCE_COLUMNS = ("dialogue_id", "turn", "speaker", "text", "emotion")
@@ -48,8 +51,6 @@ def with_row_index(dataset):
 
 def with_dialogue_context(dataset, max_context_turns: int | None, extra_columns: Sequence[str] = ()):
     """Utterance rows with ``context_speakers``/``context_texts`` and ``row``, other columns dropped."""
-    from .dialogues import add_dialogue_context
-
     keep = [name for name in (*UTTERANCE_COLUMNS, *extra_columns) if name in dataset.column_names]
     dataset = dataset.select_columns(keep)
     return with_row_index(add_dialogue_context(dataset, max_context_turns=max_context_turns))
@@ -59,10 +60,6 @@ def with_carried_speakers(view, processor):
     """``view`` with ``carried_speakers``: per row, the speaker table the previous dialogue of the split left, for
     processors that number a dialogue's first turn against it (the authors' loop, ``speaker_numbering="carried"``);
     ``None`` for the split's first dialogue. Rows are in dialogue order, as the contract keeps them."""
-    from datasets import List, Value
-
-    from .dialogues import dialogue_boundaries
-
     boundaries = dialogue_boundaries(view)
     speakers = view["speaker"]
     carried, table = [None] * len(view), None
@@ -89,8 +86,6 @@ def with_media(dataset, modality: str, max_clip_seconds: float | None):
     A row has the modality when it names a file that exists, ``has_<modality>`` is true and the utterance is
     not longer than ``max_clip_seconds``.
     """
-    from datasets import Value
-
     rows = media_rows(dataset, modality)
     with_path = len(rows)
     rows = [row for row in rows if os.path.isfile(row[1])]
@@ -132,7 +127,5 @@ def with_length(dataset, lengths: Sequence[int]):
 
 def with_vector_column(dataset, name: str, values: Sequence):
     """``dataset`` with a float32 vector column (``None`` where a row has no vector)."""
-    from datasets import List, Value
-
     vectors = [None if value is None else np.asarray(value, dtype=np.float32) for value in values]
     return dataset.add_column(name, vectors, feature=List(Value("float32")))

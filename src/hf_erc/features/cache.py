@@ -24,6 +24,9 @@ from pathlib import Path
 from typing import IO, TypeVar
 
 import numpy as np
+from accelerate.utils import broadcast_object_list
+
+from ..data.views import MEDIA_COLUMNS
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +71,6 @@ def rows_identity(dataset, columns: Sequence[str]) -> list:
 def media_identity(view) -> list:
     """What a media view's inputs depend on (:func:`hf_erc.data.views.with_media`): each file, its window, its
     size and modification time."""
-    from ..data.views import MEDIA_COLUMNS
-
     columns = (view[name] for name in MEDIA_COLUMNS)
     return [(path, start, end, file_identity(path)) for path, start, end in zip(*columns)]
 
@@ -77,8 +78,6 @@ def media_identity(view) -> list:
 def main_process_value(value: T, state) -> T:
     """``value`` as the main process has it, on every process (``state``: see the module docstring)."""
     if state is not None and state.num_processes > 1:
-        from accelerate.utils import broadcast_object_list
-
         value = broadcast_object_list([value])[0]
     return value
 

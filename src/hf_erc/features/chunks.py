@@ -17,6 +17,8 @@ import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from .cache import load_optional_rows, main_process_value, read_cached, save_optional_rows, write_atomically
 
 # Rows encoded between two saves: an interruption loses at most this many (seconds of text, minutes of video).
@@ -44,8 +46,6 @@ def encode_in_chunks(
     is_main = state is None or state.is_main_process
     bar = None
     if progress is not None and is_main:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=num_rows, desc=progress, unit="utt")
     values: list = []
     for start in range(0, num_rows, CHUNK_SIZE):

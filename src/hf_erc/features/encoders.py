@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from transformers import AutoFeatureExtractor, AutoImageProcessor, AutoModel, AutoTokenizer
 
 from ..data.media import decode_audio, decode_video_frames
 from .cache import checkpoint_identity
@@ -126,8 +127,6 @@ class TextEncoder:
         batch_size: int = 64,
         device: str | torch.device | None = None,
     ):
-        from transformers import AutoModel, AutoTokenizer
-
         self.name_or_path = name_or_path
         path = resolve_encoder_path(name_or_path)
         fine_tuned = fine_tuned_settings(path)
@@ -176,8 +175,6 @@ class AudioEncoder:
         max_seconds: float = 20.0,
         device: str | torch.device | None = None,
     ):
-        from transformers import AutoFeatureExtractor, AutoModel
-
         self.name_or_path = name_or_path
         self.feature_extractor = AutoFeatureExtractor.from_pretrained(name_or_path, trust_remote_code=False)
         self.model = AutoModel.from_pretrained(name_or_path, trust_remote_code=False).eval()
@@ -212,8 +209,6 @@ class VideoEncoder:
     """
 
     def __init__(self, name_or_path: str, pooling: str = "first", device: str | torch.device | None = None):
-        from transformers import AutoImageProcessor, AutoModel
-
         self.name_or_path = name_or_path
         self.processor = AutoImageProcessor.from_pretrained(name_or_path, trust_remote_code=False)
         self.model = AutoModel.from_pretrained(name_or_path, trust_remote_code=False).eval()

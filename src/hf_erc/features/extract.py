@@ -22,8 +22,12 @@ import os
 from pathlib import Path
 
 import numpy as np
+from accelerate.utils import gather_object
+from datasets import DatasetDict, List, Value
 
+from ..data.export import save_parquet_repo
 from ..data.media import MediaDecodeError
+from ..data.prepare import load_erc_dataset
 from ..data.views import media_rows
 from ..distributed import process_state
 from .cache import cache_key, cached_dense, cached_optional, file_identity
@@ -45,8 +49,6 @@ def _in_parallel(state, items: list, encode) -> list:
         results = list(encode(share))
     if state.num_processes == 1:
         return results
-    from accelerate.utils import gather_object
-
     return gather_object(results)
 
 
@@ -103,8 +105,6 @@ def extract_features(
     encoders at inference time. Under several processes each encodes its share of the utterances on its own
     device (``device`` by default) and every process gets the whole result.
     """
-    from datasets import DatasetDict
-
     if not (text_encoder or audio_encoder or video_encoder):
         raise ValueError("No encoder given: pass at least one of text_encoder, audio_encoder, video_encoder.")
     state = process_state()
@@ -153,8 +153,6 @@ def extract_features(
 
 
 def _float_sequence():
-    from datasets import List, Value
-
     return List(Value("float32"))
 
 
@@ -197,9 +195,6 @@ def extract_features_to_disk(
 
     Under several processes they share the encoding and the main process alone writes ``output``.
     """
-    from ..data.export import save_parquet_repo
-    from ..data.prepare import load_erc_dataset
-
     state = process_state()
     with state.main_process_first():  # a raw release is built once, then read from the `datasets` cache
         dataset_dict = load_erc_dataset(dataset_name, data_dir)

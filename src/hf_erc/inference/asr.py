@@ -9,6 +9,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import torch
+from transformers import pipeline
+
+from ..data.media import MediaDecodeError, decode_audio
 from .subtitles import UNKNOWN_SPEAKER, Cue
 
 __all__ = ["SAMPLING_RATE", "cues_from_chunks", "load_recognizer", "transcribe_cues"]
@@ -25,9 +29,6 @@ def load_recognizer(model: Any, device: Any = None):
         if not callable(model):
             raise TypeError(f"ASR model must be a model id, a folder or a transformers pipeline, got {model!r}.")
         return model
-    import torch
-    from transformers import pipeline
-
     name = os.fspath(model)
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -52,8 +53,6 @@ def transcribe_cues(
 
     ``model`` is an ASR model id or folder, or a built transformers ASR pipeline. ``chunk_length_s`` cuts long audio
     into windows the pipeline transcribes separately (``None``: the model's own long-form decoding)."""
-    from ..data.media import MediaDecodeError, decode_audio
-
     path = os.fspath(video_path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Video {path} does not exist.")

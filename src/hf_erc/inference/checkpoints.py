@@ -14,11 +14,16 @@ import os
 import re
 from pathlib import Path
 
+from huggingface_hub import hf_hub_download
+from safetensors import safe_open
+from transformers import AutoModel, AutoProcessor
+
+from ..models.registry import MODEL_FAMILIES, known_model_types
+
 __all__ = [
     "CheckpointError",
     "checkpoint_file",
     "foreign_code_files",
-    "hf_erc_model_types",
     "load_checkpoint_model",
     "load_checkpoint_processor",
     "one_line",
@@ -69,8 +74,6 @@ def checkpoint_file(name_or_path: str | os.PathLike, filename: str) -> str | Non
         return path if os.path.isfile(path) else None
     if not HUB_REPO_ID.match(name_or_path):
         return None
-    from huggingface_hub import hf_hub_download
-
     try:
         return hf_hub_download(name_or_path, filename)
     except Exception:  # not a repository id, no such file, offline: all mean "not there"
@@ -114,18 +117,10 @@ def ships_code(name_or_path) -> bool:
         return False
 
 
-def hf_erc_model_types() -> list[str]:
-    """The ``model_type`` of every model hf_erc registers with the Auto classes (importing them registers them)."""
-    from .. import models
-
-    configs = (getattr(models, name) for name in models.__all__ if name.endswith("Config"))
-    return sorted(config.model_type for config in configs)
-
-
 def _processor_class_names() -> list[str]:
-    from .. import models
-
-    return sorted(name for name in models.__all__ if name.endswith("Processor"))
+    """The processor classes of the model registry's families, by name (``processor_config.json`` names its class)."""
+    classes = (family.processor_class for family in MODEL_FAMILIES.values() if family.processor_class is not None)
+    return sorted({processor_class.__name__ for processor_class in classes})
 
 
 def _references(auto_map) -> list[str]:
@@ -171,8 +166,6 @@ def _check_weights(name: str) -> None:
         raise CheckpointError(f"{name} has no model.safetensors: the checkpoint's weights are missing.")
     single = os.path.join(name, SAFETENSORS_FILES[0])
     if os.path.isfile(single):
-        from safetensors import safe_open
-
         try:
             with safe_open(single, framework="pt"):
                 pass
@@ -189,11 +182,9 @@ def load_checkpoint_model(model_name_or_path: str | os.PathLike, trust_remote_co
     A checkpoint of another model type loads only with ``trust_remote_code=True`` and the code it ships; any
     failure is a one-line :class:`CheckpointError` naming the checkpoint.
     """
-    from transformers import AutoModel
-
     name = os.fspath(model_name_or_path)
     config = read_checkpoint_json(name)
-    known = hf_erc_model_types()
+    known = known_model_types()
     if config.get("model_type") not in known:
         _check_known(name, f"model_type {config.get('model_type')!r}", known, config.get("auto_map"), trust_remote_code)
     _check_weights(name)
@@ -216,8 +207,6 @@ def load_checkpoint_model(model_name_or_path: str | os.PathLike, trust_remote_co
 def load_checkpoint_processor(model_name_or_path: str | os.PathLike, trust_remote_code: bool = False):
     """The processor saved with a checkpoint (TelME, MAGTKD), through ``AutoProcessor`` with hf_erc's classes; a
     processor class of someone else's loads only with ``trust_remote_code=True``."""
-    from transformers import AutoProcessor
-
     name = os.fspath(model_name_or_path)
     settings = read_checkpoint_json(name, PROCESSOR_FILE)
     processor_class, known = settings.get("processor_class"), _processor_class_names()

@@ -10,6 +10,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..data.media import MediaDecodeError, probe_media
+from .asr import transcribe_cues
+from .subtitles import read_subtitles
+
 SUBTITLE_SUFFIXES = (".srt", ".vtt")
 # A conversation names its media files; hours of dialogue as JSON are a few MiB.
 MAX_CONVERSATION_BYTES = 64 * 2**20
@@ -106,8 +110,6 @@ class Recording:
 
 def probe_recording(path: str | os.PathLike) -> Recording:
     """Open ``path`` and check it decodes; a clear error naming the file when it does not."""
-    from ..data.media import MediaDecodeError, probe_media
-
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Video {path} does not exist.")
@@ -123,8 +125,6 @@ def probe_recording(path: str | os.PathLike) -> Recording:
 def conversation_from_video(video: str | os.PathLike, subtitles: str | os.PathLike) -> list[Utterance]:
     """Every subtitle cue of ``video`` as an utterance (speaker from ``NAME:`` or ``<v NAME>``), its audio and
     frames cut from ``video`` by the cue's times."""
-    from .subtitles import read_subtitles
-
     recording = probe_recording(video)
     return utterances_from_cues(recording, read_subtitles(subtitles, video_duration=recording.duration))
 
@@ -135,8 +135,6 @@ def conversation_from_asr(
     """Every stretch of speech that the ASR ``model`` (id, folder or built transformers pipeline; see
     :func:`hf_erc.inference.asr.transcribe_cues`) finds in ``video`` as an utterance of speaker ``"unknown"``, for recordings
     without subtitles; audio and frames are cut from ``video`` as for subtitle cues."""
-    from .asr import transcribe_cues
-
     recording = probe_recording(video)
     if not recording.has_audio:
         raise ValueError(

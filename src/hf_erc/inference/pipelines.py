@@ -15,11 +15,13 @@ checkpoint ships runs only with ``trust_remote_code=True``, for a model type tha
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
+from huggingface_hub import snapshot_download
 
 from .checkpoints import (
     PROCESSOR_FILE,
@@ -31,7 +33,7 @@ from .checkpoints import (
     ships_code,
 )
 from .conversations import Utterance, conversation_from_video, read_conversation
-from ..data.collators import DialogueCollator
+from ..data.collators import DialogueCollator, MediaCollator
 from ..data.media import MediaDecodeError
 from ..features.encoders import BUNDLED_ENCODER_FOLDERS, AudioEncoder, TextEncoder, VideoEncoder, default_device
 from ..features.extract import ENCODERS_FILE, FEATURE_COLUMNS, load_encoder_specs
@@ -211,8 +213,6 @@ def bundled_encoder_path(checkpoint: str, specs_file: str, name_or_path: str) ->
         return name_or_path
     local = os.path.join(os.path.dirname(specs_file), name_or_path)
     if not os.path.isdir(local) and not os.path.isdir(checkpoint):
-        from huggingface_hub import snapshot_download
-
         try:
             local = os.path.join(snapshot_download(checkpoint, allow_patterns=[f"{name_or_path}/*"]), name_or_path)
         except Exception as error:  # offline, no such repository: say which encoder could not be fetched
@@ -259,10 +259,6 @@ class ProcessorPipeline(_ConversationLabeller):
     window and frames, exactly as in training."""
 
     def __init__(self, model, processor, device: torch.device | None = None):
-        import inspect
-
-        from ..data.collators import MediaCollator
-
         self.device = device or default_device()
         self.model = model.to(self.device).eval()
         self.processor = processor

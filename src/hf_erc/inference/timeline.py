@@ -6,8 +6,7 @@ mapping with ``speaker``, ``text``, ``start`` and ``end`` (seconds), ``emotion``
 ``"no audio"``). The band's colour is the emotion, its opacity (0.35 to 1.0) and the number printed in or above it
 the emotion's probability; flagged cues are hatched.
 
-matplotlib is imported inside the functions and drawn with its Agg canvas, so importing this module stays cheap
-and never touches pyplot's global backend.
+The figure is drawn on matplotlib's Agg canvas, without pyplot, so it never touches pyplot's global backend.
 """
 
 from __future__ import annotations
@@ -16,6 +15,12 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.legend import Legend
+from matplotlib.patches import Patch, Rectangle
+from matplotlib.ticker import FuncFormatter, MultipleLocator
 
 from hf_erc.labels import IEMOCAP_EMOTIONS, MELD_EMOTIONS
 
@@ -158,12 +163,6 @@ def build_timeline_figure(
     any cue is flagged, a second legend explaining the hatch. ``labels`` (a model's label names) fixes the legend
     order and the fallback colours; emotions outside it are appended.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.legend import Legend
-    from matplotlib.patches import Patch, Rectangle
-    from matplotlib.ticker import FuncFormatter, MultipleLocator
-
     cues = _cues(rows)
     speakers = list(dict.fromkeys(cue["speaker"] for cue in cues))
     lane = {speaker: index for index, speaker in enumerate(speakers)}

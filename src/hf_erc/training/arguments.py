@@ -1,15 +1,30 @@
-"""Argument dataclasses of ``scripts/train.py``, parsed with ``transformers.HfArgumentParser``.
+"""The arguments of a training run and how they are read.
 
-They sit beside ``transformers.TrainingArguments``: one YAML config file holds the fields of
-all four, and the command line overrides any of them.
+Five dataclasses, parsed with ``transformers.HfArgumentParser``: :class:`ERCModelArguments`, :class:`ERCDataArguments`,
+:class:`DistillationArguments`, :class:`ERCTrainingArguments` (``transformers.TrainingArguments`` with ERC defaults)
+and :class:`~hf_erc.training.teachers.TeacherPeftArguments`. :class:`RunArguments` holds one of each: what
+:func:`hf_erc.training.train` takes. A YAML config file holds fields of all five; the command line
+(:func:`parse_run_arguments`: ``scripts/train.py``, ``hf-erc train``) or Python values
+(:meth:`RunArguments.from_config`) override any of them, through the same conversions and checks.
 """
 
+import argparse
 import json
+import os
+import sys
+import types
+import typing
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
-from transformers import TrainingArguments
+import yaml
+from transformers import HfArgumentParser, TrainingArguments
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy
+
+from ..distributed import accelerator_available
+from .teachers import TeacherPeftArguments
 
 MODALITIES = ("text", "audio", "video")
 
@@ -280,3 +295,221 @@ class ERCTrainingArguments(TrainingArguments):
             "biases and norms. `weight_decay` gives the L2 coefficient."
         },
     )
+
+
+ARGUMENT_CLASSES = (
+    ERCModelArguments,
+    ERCDataArguments,
+    DistillationArguments,
+    ERCTrainingArguments,
+    TeacherPeftArguments,
+)
+
+
+@dataclass
+class RunArguments:
+    """The parsed arguments of one training run, one dataclass of each kind: what :func:`hf_erc.training.train`
+    takes. Build it with :meth:`from_config` (a YAML config and Python values) or :func:`parse_run_arguments` (a
+    command line)."""
+
+    model: ERCModelArguments
+    data: ERCDataArguments
+    distillation: DistillationArguments
+    training: ERCTrainingArguments
+    peft: TeacherPeftArguments
+
+    @classmethod
+    def from_config(cls, config: str | os.PathLike | None = None, **overrides: Any) -> "RunArguments":
+        """The arguments of the YAML file ``config`` (``None``: the defaults), each field named in ``overrides``
+        replaced by its value.
+
+        Overrides are checked and converted as the config's values and the command line's flags are: a name that is
+        no field is a :class:`ValueError`, a single value is converted as its flag's text would be
+        (``num_train_epochs=2``, ``2.0`` and ``"2"`` are the same), a list or a mapping goes to a field that takes
+        one, and the dataclasses' own checks raise their :class:`ValueError`. A problem of the file is a one-line
+        error naming it (:func:`read_yaml_config`).
+        """
+        parser = build_argument_parser()
+        if config is not None:
+            parser.set_defaults(**_parser_defaults(parser, read_yaml_config(config), source=str(config)))
+        values = {
+            name: os.fspath(value) if isinstance(value, os.PathLike) else value
+            for name, value in overrides.items()
+        }
+        parser.set_defaults(**_parser_defaults(parser, values, source="overrides"))
+        parser.exit_on_error = False  # a value its field cannot take is a ValueError here, not the end of the process
+        try:
+            *arguments, _ = parser.parse_args_into_dataclasses(args=[], look_for_args_file=False)
+        except argparse.ArgumentError as error:
+            name = (error.argument_name or "").split("/")[0].lstrip("-")
+            source = "overrides" if name in overrides or config is None else str(config)
+            raise ValueError(f"{source}: {error}") from None
+        return cls(*arguments)
+
+
+def build_argument_parser() -> HfArgumentParser:
+    """The parser of a training command line: every field of the five dataclasses as a flag, and ``--config``.
+
+    On a machine without an accelerator ``use_cpu`` defaults to true: the processes of ``accelerate launch
+    --multi_gpu`` train one model together only on the CPU (gloo), and the Trainer goes there with ``use_cpu``. A
+    config or flag that sets it still decides.
+    """
+    parser = HfArgumentParser(ARGUMENT_CLASSES)
+    parser.add_argument(
+        "--config", default=None, help="YAML file of argument values; command-line flags override its values."
+    )
+    if not accelerator_available():
+        parser.set_defaults(use_cpu=True)
+    return parser
+
+
+def parse_run_arguments(argv: Sequence[str] | None = None) -> RunArguments:
+    """The arguments of a command line (default ``sys.argv[1:]``): ``--config file.yaml`` and flags, which win.
+
+    The config's values become the parser's defaults, so a flag given on the command line replaces them and
+    everything goes through the same conversions and checks. A value a flag cannot take ends the process as
+    ``argparse`` does (usage and exit status 2).
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_argument_parser()
+    config_parser = argparse.ArgumentParser(add_help=False)
+    config_parser.add_argument("--config", default=None)
+    known, _ = config_parser.parse_known_args(argv)
+    if known.config is not None:
+        parser.set_defaults(**_parser_defaults(parser, read_yaml_config(known.config), source=known.config))
+    # The last item is the namespace of `--config`, already read above.
+    *arguments, _ = parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
+    return RunArguments(*arguments)
+
+
+def parse_command_line_overrides(flags: Sequence[str]) -> dict[str, Any]:
+    """The fields that the training flags ``flags`` set (``--config`` aside), as written: field name -> the text
+    (a list of texts for a field that takes several; the flag's constant for a bare flag such as ``--do_train``).
+
+    These are overrides of :meth:`RunArguments.from_config`, which converts them as a command line's values, and
+    they turn back into the same flags with :func:`command_line_flags`. An unknown flag or a value a flag's choices
+    refuse is a :class:`ValueError`.
+    """
+    parser = HfArgumentParser(ARGUMENT_CLASSES, exit_on_error=False)
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS  # only the flags given end up in the namespace
+        action.type = None  # keep the text; RunArguments.from_config converts it
+    try:
+        namespace, unknown = parser.parse_known_args(list(flags))
+    except argparse.ArgumentError as error:
+        raise ValueError(str(error)) from None
+    if unknown:
+        raise ValueError(f"unrecognized training arguments: {' '.join(unknown)}")
+    return vars(namespace)
+
+
+def command_line_flags(overrides: Mapping[str, Any]) -> list[str]:
+    """The training flags that set ``overrides`` (field name -> value), for a command line of ``hf-erc train``."""
+    flags = []
+    for name, value in overrides.items():
+        if value is None:
+            raise ValueError(f"{name}=None cannot be written as a command-line flag; set it in the config instead.")
+        if isinstance(value, (list, tuple)):
+            flags += [f"--{name}", *map(_flag_text, value)]
+        else:
+            flags += [f"--{name}", _flag_text(value)]
+    return flags
+
+
+def _flag_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, Mapping):
+        return json.dumps(dict(value))
+    return os.fspath(value) if isinstance(value, os.PathLike) else str(value)
+
+
+def read_yaml_config(path: str | os.PathLike) -> dict[str, Any]:
+    """The mapping a YAML config file holds, read safely (plain YAML: a tag such as ``!!python/object`` is refused,
+    nothing in the file is run). Every problem is a one-line error naming the file: :class:`FileNotFoundError` for a
+    missing file, :class:`ValueError` for one that is unreadable, not UTF-8, not YAML or not a mapping."""
+    config_path = Path(path)
+    if not config_path.is_file():
+        raise FileNotFoundError(f"Config file {config_path} does not exist.")
+    try:
+        values = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{config_path} is not a valid YAML config (not UTF-8 text: {error.reason} at byte {error.start})."
+        ) from None
+    except OSError as error:
+        raise ValueError(f"cannot read config file {config_path}: {error.strerror or error}.") from None
+    except yaml.YAMLError as error:
+        raise ValueError(f"{config_path} is not a valid YAML config ({_yaml_problem(error)}).") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ValueError(
+            f"{config_path}: expected a mapping of argument names to values, got {type(values).__name__}."
+        )
+    return values
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """What is wrong in a YAML file and where, on one line."""
+    if isinstance(error, yaml.MarkedYAMLError):
+        problem = "; ".join(part for part in (error.context, error.problem) if part) or "unreadable"
+        mark = error.problem_mark or error.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        text = problem + where
+    else:
+        text = str(error)
+    text = " ".join(text.split())
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+_SCALARS = (str, int, float)  # bool is an int
+
+
+def _parser_defaults(parser: argparse.ArgumentParser, values: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """``values`` (of the config file or the overrides named by ``source``) as the parser's defaults: every key a
+    known argument, every value of a shape its argument takes. Single values become text, so the parser converts
+    and checks them as it does a flag's."""
+    actions = {action.dest: action for action in parser._actions if action.dest not in ("help", "config")}
+    unknown = sorted(set(values) - set(actions), key=str)
+    if unknown:
+        raise ValueError(
+            f"{source}: unknown key(s) {unknown}. Keys are the fields of ERCModelArguments, ERCDataArguments, "
+            "DistillationArguments, TrainingArguments and TeacherPeftArguments (see `python scripts/train.py --help`)."
+        )
+    shapes = _field_shapes()
+    return {
+        key: _parser_default(source, key, value, actions[key], shapes.get(key, ())) for key, value in values.items()
+    }
+
+
+def _field_shapes() -> dict[str, tuple[type, ...]]:
+    """For each argument whose field takes a list or a mapping besides a single value: which of the two."""
+    shapes = {}
+    for argument_class in ARGUMENT_CLASSES:
+        for name, annotation in typing.get_type_hints(argument_class).items():
+            union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+            options = typing.get_args(annotation) if union else (annotation,)
+            origins = {typing.get_origin(option) or option for option in options}
+            shapes[name] = tuple(shape for shape in (list, dict) if shape in origins)
+    return shapes
+
+
+def _parser_default(source: str, key: str, value: Any, action: argparse.Action, shapes: tuple[type, ...]) -> Any:
+    """``value`` checked against what the argument ``key`` takes: a single value, a list of them, or a mapping."""
+    takes_list = list in shapes or action.nargs in ("+", "*") or isinstance(action.nargs, int) and action.nargs > 1
+    if value is None or isinstance(value, dict) and dict in shapes:
+        return value
+    if isinstance(value, list) and takes_list:
+        wrong = [item for item in value if not isinstance(item, _SCALARS)]
+        if wrong:
+            raise ValueError(
+                f"{source}: {key} takes a list of single values, but it holds a {type(wrong[0]).__name__}."
+            )
+        return value
+    if isinstance(value, _SCALARS):
+        return value if isinstance(value, str) else str(value)
+    takes = " or ".join(["a single value"] + ["a list"] * takes_list + ["a mapping"] * (dict in shapes))
+    shown = repr(value)
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    raise ValueError(f"{source}: {key} takes {takes}, got a {type(value).__name__} ({shown}).")

@@ -31,7 +31,9 @@ from collections.abc import Mapping, Sequence
 from importlib import resources
 from typing import Any
 
+import evaluate
 import numpy as np
+from matplotlib.figure import Figure
 
 IGNORE_INDEX = -100
 
@@ -44,8 +46,6 @@ def erc_metric_path() -> str:
 @functools.lru_cache(maxsize=1)
 def load_erc_metric():
     """The ERC ``evaluate`` metric, loaded once by local path (offline) and kept in memory."""
-    import evaluate
-
     return evaluate.load(erc_metric_path(), keep_in_memory=True)
 
 
@@ -144,13 +144,9 @@ def save_confusion_matrix(
     """Write a confusion matrix as JSON (counts, row-normalised rates, label names) and as a PNG.
 
     The PNG has two panels: counts, and the rows normalised by the number of utterances of
-    each true class (recall on the diagonal). Uses matplotlib's non-interactive Agg backend.
+    each true class (recall on the diagonal). Drawn on a matplotlib ``Figure`` of its own (no pyplot), so no
+    window opens and the program's backend is left alone.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     counts = np.asarray(matrix, dtype=np.int64)
     label_names = list(label_names)
     if counts.shape != (len(label_names), len(label_names)):
@@ -166,7 +162,8 @@ def save_confusion_matrix(
         )
 
     size = 2.0 + 0.6 * len(label_names)
-    figure, axes = plt.subplots(1, 2, figsize=(2 * size + 1.5, size))
+    figure = Figure(figsize=(2 * size + 1.5, size))
+    axes = figure.subplots(1, 2)
     for axis, values, panel, fmt in (
         (axes[0], counts, "counts", "d"),
         (axes[1], normalized, "normalised by true class", ".2f"),
@@ -194,4 +191,3 @@ def save_confusion_matrix(
         figure.suptitle(title)
     figure.tight_layout()
     figure.savefig(path_png, dpi=120)
-    plt.close(figure)

@@ -1,35 +1,19 @@
-"""The one registry of model families: how ``scripts/train.py``, the model cards and the CLI know each model.
+"""How each model family trains: its stages, in the order they run.
 
-A :class:`Recipe` holds a family's classes (references, not names to import), its training stages in the order
-they run, its processor class and its paper. Adding a model is its folder under ``hf_erc/models`` plus one
-recipe here; adding a stage is one :class:`~hf_erc.training.stages.Stage` subclass.
+A :class:`Recipe` is a family of the model registry (:mod:`hf_erc.models.registry`: its classes, processor and
+paper) plus its training stages; ``scripts/train.py`` looks up ``--model_type`` here. Adding a model is its folder
+under ``hf_erc/models``, its family in the registry and one recipe here; adding a stage is one
+:class:`~hf_erc.training.stages.Stage` subclass.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from transformers import PretrainedConfig, PreTrainedModel
+from transformers import PretrainedConfig, PreTrainedModel, ProcessorMixin
 
-from ..models import (
-    CMATHConfig,
-    CMATHForEmotionRecognition,
-    MAGTKDAudioModel,
-    MAGTKDConfig,
-    MAGTKDForEmotionRecognition,
-    MAGTKDTextModel,
-    MAGTKDVideoModel,
-    SDTConfig,
-    SDTForEmotionRecognition,
-    TelMEAudioStudent,
-    TelMEConfig,
-    TelMEForEmotionRecognition,
-    TelMEProcessor,
-    TelMETextTeacher,
-    TelMEVideoStudent,
-)
-from ..papers import CMATH_PAPER, MAGTKD_PAPER, SDT_PAPER, TELME_PAPER, PaperInfo
+from ..models.registry import ModelFamily, get_family, register_family
 from .stages import (
     DialogueStage,
     DistilledMediaStage,
@@ -44,32 +28,39 @@ from .stages import (
 
 @dataclass(frozen=True)
 class Recipe:
-    """How one model family is built, trained and described.
+    """How one model family is trained.
 
     Args:
-        name: the ``--model_type`` value (``"telme"``).
-        config_class: the family's configuration; ``config_class.for_dataset(dataset, modalities, **overrides)``
-            gives the paper's setting.
-        model_class: the final model (the checkpoint users run).
+        family: the family's classes, processor and paper (from the model registry).
         stages: ``--stage`` value -> stage, in the order they run (each reads the checkpoints of earlier ones).
-        paper: what the model card says about the method.
-        stage_models: modality -> the utterance-level model a stage trains for it (TelME, MAGTKD).
-        processor_class: the processor that builds every input of the utterance-level models.
+
+    The family's class references (``config_class``, ``model_class``, ``stage_models``, ``processor_class``) are
+    read through the recipe, as the stages build from them.
     """
 
-    name: str
-    config_class: type[PretrainedConfig]
-    model_class: type[PreTrainedModel]
+    family: ModelFamily
     stages: Mapping[str, Stage]
-    paper: PaperInfo
-    stage_models: Mapping[str, type[PreTrainedModel]] = field(default_factory=dict)
-    processor_class: type | None = None
 
     @property
-    def model_types(self) -> tuple[str, ...]:
-        """The ``model_type`` of every checkpoint this family writes: the final model and each stage model."""
-        classes = (self.model_class, *self.stage_models.values())
-        return tuple(dict.fromkeys(model_class.config_class.model_type for model_class in classes))
+    def name(self) -> str:
+        """The ``--model_type`` value (``"telme"``)."""
+        return self.family.name
+
+    @property
+    def config_class(self) -> type[PretrainedConfig]:
+        return self.family.config_class
+
+    @property
+    def model_class(self) -> type[PreTrainedModel]:
+        return self.family.model_class
+
+    @property
+    def stage_models(self) -> Mapping[str, type[PreTrainedModel]]:
+        return self.family.stage_models
+
+    @property
+    def processor_class(self) -> type[ProcessorMixin] | None:
+        return self.family.processor_class
 
     def stage(self, name: str | None) -> tuple[str, Stage]:
         """``(name, stage)`` for ``--stage name``; a single-stage family needs no name."""
@@ -87,25 +78,17 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {
     recipe.name: recipe
     for recipe in (
-        Recipe("sdt", SDTConfig, SDTForEmotionRecognition, {"full": DialogueStage()}, SDT_PAPER),
-        Recipe("cmath", CMATHConfig, CMATHForEmotionRecognition, {"full": DialogueStage()}, CMATH_PAPER),
+        Recipe(get_family("sdt"), {"full": DialogueStage()}),
+        Recipe(get_family("cmath"), {"full": DialogueStage()}),
         Recipe(
-            "telme",
-            TelMEConfig,
-            TelMEForEmotionRecognition,
+            get_family("telme"),
             {"teacher": TextStage(), "student": DistilledMediaStage(), "fusion": TelMEFusionStage()},
-            TELME_PAPER,
-            stage_models={"text": TelMETextTeacher, "audio": TelMEAudioStudent, "video": TelMEVideoStudent},
-            processor_class=TelMEProcessor,
         ),
         # MAGTKD's stages (Li et al., IJCAI 2025): text, audio and video models (cross-entropy), kd (an audio or
         # video model distilled from the frozen text model), fusion (dialogue-level, over cached embeddings), features
         # (the fusion on features already extracted, e.g. the authors' first-stage pickles).
-        # Its utterance-level inputs are built by TelME's processor until MAGTKD has its own.
         Recipe(
-            "magtkd",
-            MAGTKDConfig,
-            MAGTKDForEmotionRecognition,
+            get_family("magtkd"),
             {
                 "text": TextStage(),
                 "audio": MediaStage(modalities=("audio",)),
@@ -114,9 +97,6 @@ RECIPES: dict[str, Recipe] = {
                 "fusion": MAGTKDFusionStage(),
                 "features": FeatureFusionStage(),
             },
-            MAGTKD_PAPER,
-            stage_models={"text": MAGTKDTextModel, "audio": MAGTKDAudioModel, "video": MAGTKDVideoModel},
-            processor_class=TelMEProcessor,
         ),
     )
 }
@@ -129,11 +109,9 @@ def get_recipe(model_type: str) -> Recipe:
     return RECIPES[model_type]
 
 
-def recipe_for_model_type(model_type: str) -> Recipe | None:
-    """The recipe whose checkpoints have ``config.model_type == model_type`` (stage checkpoints included)."""
-    return next((recipe for recipe in RECIPES.values() if model_type in recipe.model_types), None)
-
-
 def register_recipe(recipe: Recipe) -> None:
-    """Make ``--model_type recipe.name`` train ``recipe`` (a model family defined outside hf_erc)."""
+    """Make ``--model_type recipe.name`` train ``recipe`` (a model family defined outside hf_erc); its family joins
+    the model registry too (:func:`hf_erc.models.registry.register_family`), so its checkpoints load and get model
+    cards."""
+    register_family(recipe.family)
     RECIPES[recipe.name] = recipe

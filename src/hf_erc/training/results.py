@@ -1,18 +1,53 @@
-"""What a finished run reports and leaves behind: the results table, the per-rank weight fingerprints, and the
-publishable checkpoint folder (JSON arguments, training summary, model card, optional push)."""
+"""What a finished run returns, reports and leaves behind: the metrics (:class:`TrainingResults`), the results
+table, the per-rank weight fingerprints, and the publishable checkpoint folder (JSON arguments, training summary, model
+card, optional push)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-import sys
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers.utils import logging
 
+from ..features.encoders import BUNDLED_ENCODER_FOLDERS, EncoderSpec
+from ..features.extract import ENCODERS_FILE, load_encoder_specs, save_encoder_specs
+from ..hub import push_checkpoint, write_model_card
+from .arguments import RunArguments
+from .stages import Stage
+
 logger = logging.get_logger(__name__)
+
+
+@dataclasses.dataclass
+class TrainingResults:
+    """What :func:`hf_erc.training.train` returns: the metrics of the model the run kept (the best epoch on
+    validation weighted F1), in the process that ran it.
+
+    Keys are the Trainer's, prefixed by split, as ``all_results.json`` holds them (:attr:`metrics`).
+
+    Args:
+        output_dir: the run's folder: the trained model with its model card, the metrics files, ``results.md``.
+        validation: ``eval_weighted_f1``, ``eval_accuracy``, ``eval_macro_f1``, ``eval_f1_<class>``, ``eval_loss``...
+        test: the same as ``test_*`` (empty without ``do_predict``).
+        train: ``train_loss``, ``global_step``, ``world_size``, ``best_checkpoint``... (empty when the run only
+            evaluated).
+    """
+
+    output_dir: Path
+    validation: dict[str, float]
+    test: dict[str, float] = dataclasses.field(default_factory=dict)
+    train: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """Every split's metrics in one mapping, as the run writes them to ``all_results.json``."""
+        return {**self.train, **self.validation, **self.test}
 
 
 def _prefix(split: str) -> str:
@@ -52,16 +87,13 @@ def weights_fingerprints(model: torch.nn.Module) -> list[str]:
     return fingerprints
 
 
-def finalize_checkpoint(args, stage_name: str, stage, push_to_hub: bool) -> int:
+def finalize_checkpoint(args: RunArguments, stage: Stage, push_to_hub: bool) -> None:
     """Make ``output_dir`` a publishable checkpoint: encoder record, JSON arguments, training summary, model card;
-    push if asked. Returns the exit status.
+    push if asked (:class:`~hf_erc.hub.HubUploadError` when that fails).
 
     ``save_model`` also writes ``training_args.bin`` (a pickle); it is replaced by ``training_args.json`` so the
     published folder holds no pickle.
     """
-    from ..features.extract import ENCODERS_FILE, load_encoder_specs, save_encoder_specs
-    from ..hub import HubUploadError, push_checkpoint, write_model_card
-
     training_args, data_args = args.training, args.data
     output_dir = Path(training_args.output_dir)
     encoders = Path(data_args.data_dir) / ENCODERS_FILE if data_args.data_dir else None
@@ -71,7 +103,7 @@ def finalize_checkpoint(args, stage_name: str, stage, push_to_hub: bool) -> int:
     (output_dir / "training_args.json").write_text(training_args.to_json_string(), encoding="utf-8")
     summary = {
         "model_type": args.model.model_type,
-        "stage": stage_name,
+        "stage": args.model.stage,
         "checkpoint": stage.writes,
         "trained on": stage.reads,
         "dataset": data_args.dataset_name,
@@ -88,26 +120,15 @@ def finalize_checkpoint(args, stage_name: str, stage, push_to_hub: bool) -> int:
     repo_id = training_args.hub_model_id or output_dir.name
     write_model_card(output_dir, repo_id, dataset_name=data_args.dataset_name)
     if push_to_hub:
-        try:
-            url = push_checkpoint(
-                output_dir, repo_id, private=bool(training_args.hub_private_repo), token=training_args.hub_token
-            )
-        except HubUploadError as error:
-            print(f"train.py: error: {error}", file=sys.stderr)
-            return 1
+        private = bool(training_args.hub_private_repo)
+        url = push_checkpoint(output_dir, repo_id, private=private, token=training_args.hub_token)
         print(f"Pushed {output_dir} to {url}")
-    return 0
 
 
-def bundle_local_encoders(specs: dict, output_dir: Path) -> dict:
+def bundle_local_encoders(specs: dict[str, EncoderSpec], output_dir: Path) -> dict[str, EncoderSpec]:
     """Copy every encoder that exists only as a local folder (e.g. one ``hf-erc fine-tune-text`` wrote) into the
     checkpoint as ``<modality>_encoder/`` and point its record there, so the checkpoint (and its Hub repository)
     carries the encoder its features came from. Hub ids and short names stay as they are."""
-    import dataclasses
-    import shutil
-
-    from ..features.encoders import BUNDLED_ENCODER_FOLDERS
-
     bundled = {}
     for modality, spec in specs.items():
         source, target = Path(spec.name_or_path), output_dir / BUNDLED_ENCODER_FOLDERS[modality]

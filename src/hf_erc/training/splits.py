@@ -13,6 +13,12 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from datasets import Dataset, DatasetDict
+
+from ..data.dialogues import dialogue_boundaries, group_dialogues
+from ..data.feature_files import FEATURE_FILE_NAMES, feature_file_speaker_vocab, read_feature_pickle
+from ..data.magtkd_features import is_magtkd_feature_folder, magtkd_speaker_vocab, read_magtkd_feature_pickles
+from ..data.prepare import load_erc_dataset
 from .arguments import ERCDataArguments
 
 SPLITS = ("train", "validation", "test")
@@ -22,8 +28,6 @@ DIALOGUE_COLUMNS = ("dialogue_id", "turn", "speaker", "emotion")
 
 def feature_pickle(data_args: ERCDataArguments) -> Path | None:
     """The community feature pickle ``--data_dir`` names, if it names one."""
-    from ..data.feature_files import FEATURE_FILE_NAMES
-
     path = Path(data_args.data_dir)
     if path.is_file() and path.suffix == ".pkl":
         return path
@@ -31,7 +35,7 @@ def feature_pickle(data_args: ERCDataArguments) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def load_utterances(data_args: ERCDataArguments):
+def load_utterances(data_args: ERCDataArguments) -> DatasetDict:
     """Every split of ``--data_dir`` as utterance rows of the data contract."""
     if data_args.data_dir is None:
         raise ValueError("--data_dir is required: a raw release, a prepared Parquet folder or a feature pickle.")
@@ -39,19 +43,13 @@ def load_utterances(data_args: ERCDataArguments):
         raise FileNotFoundError(f"--data_dir {data_args.data_dir} does not exist.")
     pickle_path = feature_pickle(data_args)
     if pickle_path is not None:
-        from ..data.feature_files import read_feature_pickle
-
         return read_feature_pickle(pickle_path, data_args.dataset_name)
-    from ..data.magtkd_features import is_magtkd_feature_folder, read_magtkd_feature_pickles
-
     if is_magtkd_feature_folder(data_args.data_dir):
         return read_magtkd_feature_pickles(data_args.data_dir, data_args.dataset_name)
-    from ..data.prepare import load_erc_dataset
-
     return load_erc_dataset(data_args.dataset_name, data_args.data_dir)
 
 
-def _three_splits(data_args: ERCDataArguments) -> dict:
+def _three_splits(data_args: ERCDataArguments) -> dict[str, Dataset]:
     utterances = load_utterances(data_args)
     missing = [split for split in SPLITS if split not in utterances]
     if missing:
@@ -59,10 +57,8 @@ def _three_splits(data_args: ERCDataArguments) -> dict:
     return {split: utterances[split] for split in SPLITS}
 
 
-def load_utterance_splits(data_args: ERCDataArguments) -> dict:
+def load_utterance_splits(data_args: ERCDataArguments) -> dict[str, Dataset]:
     """The train/validation/test utterance rows, limited to the first ``max_*_dialogues`` dialogues if asked."""
-    from ..data.dialogues import dialogue_boundaries
-
     splits = {}
     for split, dataset in _three_splits(data_args).items():
         limit = data_args.max_train_dialogues if split == "train" else data_args.max_eval_dialogues
@@ -73,12 +69,8 @@ def load_utterance_splits(data_args: ERCDataArguments) -> dict:
     return splits
 
 
-def load_dialogue_splits(data_args: ERCDataArguments):
+def load_dialogue_splits(data_args: ERCDataArguments) -> DatasetDict:
     """The train/validation/test splits as dialogue rows (``group_dialogues``) with the modalities' features."""
-    from datasets import DatasetDict
-
-    from ..data.dialogues import group_dialogues
-
     dialogues = {}
     for split, dataset in _three_splits(data_args).items():
         for modality in data_args.modalities:
@@ -107,7 +99,7 @@ def load_dialogue_splits(data_args: ERCDataArguments):
     return DatasetDict(dialogues)
 
 
-def feature_dims(dataset, modalities: Sequence[str]) -> dict[str, int]:
+def feature_dims(dataset: Dataset, modalities: Sequence[str]) -> dict[str, int]:
     """Size of each modality's feature vectors in a dialogue dataset (the first present vector), checked for
     agreement."""
     dims = {}
@@ -132,16 +124,12 @@ def speaker_vocab(data_args: ERCDataArguments) -> dict[str, int] | None:
     MELD character names are numbered by first
     appearance (capped at ``num_speakers``). ``--speaker_vocab_file`` (JSON) replaces all of this.
     """
-    from ..data.feature_files import feature_file_speaker_vocab
-
     if data_args.speaker_vocab_file is not None:
         with open(data_args.speaker_vocab_file, encoding="utf-8") as file:
             vocab = json.load(file)
         if not isinstance(vocab, dict) or not all(isinstance(value, int) for value in vocab.values()):
             raise ValueError(f"{data_args.speaker_vocab_file}: expected a JSON object of speaker name -> integer id.")
         return vocab
-    from ..data.magtkd_features import is_magtkd_feature_folder, magtkd_speaker_vocab
-
     if is_magtkd_feature_folder(data_args.data_dir):
         return magtkd_speaker_vocab(data_args.dataset_name)
     if data_args.dataset_name == "iemocap" or feature_pickle(data_args) is not None:

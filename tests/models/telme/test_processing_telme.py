@@ -1,4 +1,5 @@
-"""TelMEProcessor: its preprocessing modes, agreement with what training batches, loading without hf_erc."""
+"""TelMEProcessor: its preprocessing modes and presets, agreement with what training batches, loading without
+hf_erc."""
 
 import json
 import os
@@ -16,9 +17,9 @@ from transformers import AutoProcessor
 import hf_erc.models  # noqa: F401  (registers the Auto classes)
 from hf_erc.data.collators import TELME_SPEAKER_TOKENS, PromptCollator
 from hf_erc.data.dialogues import add_dialogue_context
-from hf_erc.models import TelMEForEmotionRecognition
+from hf_erc.models import TelMEConfig, TelMEForEmotionRecognition, TelMEProcessor
 from hf_erc.models.telme.processing_telme import sample_frame_indices
-from tests.utils.tiny_telme import FRAME_SIZE, NUM_FRAMES, WORDS, tiny_config, tiny_processor
+from tests.utils.tiny_telme import FRAME_SIZE, NUM_FRAMES, WORDS, tiny_config, tiny_processor, tiny_tokenizer
 
 
 SPEAKERS = ["Joey", "Ross", "Joey", "Rachel", "Ross"]
@@ -55,6 +56,64 @@ def test_training_prompts_are_the_processors():
     # The speaker tokens were added as special tokens, after the vocabulary, in order.
     ids = processor.tokenizer.convert_tokens_to_ids(list(TELME_SPEAKER_TOKENS))
     assert ids == list(range(5 + len(WORDS), 5 + len(WORDS) + 9))
+
+
+def test_presets_are_the_authors_settings_or_the_configurations():
+    config = TelMEConfig.for_dataset("meld")
+    assert TelMEProcessor.preset("meld", "reference", config) == {
+        "preprocessing": "reference",
+        "audio_sampling_rate": 22050,
+        "max_audio_seconds": 400_000 / 22050,  # the authors' last 400,000 samples at librosa's default rate
+        "num_frames": 8,
+        "video_channel_order": "bgr",
+        "num_speaker_tokens": 9,
+        "speaker_numbering": "carried",
+        "strip_spaces_around_markers": True,
+        "audio_window": "last",
+        "max_clip_seconds": 30.0,
+        "long_clip_inputs": "zeros",
+    }
+    iemocap = TelMEProcessor.preset("iemocap", "reference", config)
+    assert (iemocap["speaker_key"], iemocap["max_clip_seconds"], iemocap["video_margin_seconds"]) == ("turn", None, 1.0)
+    assert TelMEProcessor.preset("iemocap", "default", config) == {
+        "preprocessing": "default",
+        "strip_spaces_around_markers": True,
+        "num_speaker_tokens": config.num_speaker_tokens,
+        "audio_sampling_rate": config.audio_sampling_rate,
+        "max_audio_seconds": config.audio_max_seconds,
+        "max_clip_seconds": config.max_clip_seconds,
+        "num_frames": config.video_num_frames,
+    }
+    with pytest.raises(ValueError, match=r"No reference preprocessing is known for TelMEProcessor on 'emorynlp'"):
+        TelMEProcessor.preset("emorynlp", "reference", config)
+    with pytest.raises(ValueError, match=r"preprocessing must be one of \['default', 'reference'\], got 'authors'"):
+        TelMEProcessor.preset("meld", "authors", config)
+
+
+def test_a_preset_processor_saves_its_preset_and_serves_the_same_inputs(tmp_path):
+    config = tiny_config()
+    processor = TelMEProcessor.from_preset("meld", "reference", tiny_tokenizer(), config, max_length=24)
+    assert processor.marker_tokens == [f"<s{index}>" for index in range(1, 10)]
+    assert processor.image_processor.crop_size == {"height": config.video_frame_size, "width": config.video_frame_size}
+    processor.save_pretrained(tmp_path)
+    served = AutoProcessor.from_pretrained(tmp_path)
+    assert type(served) is TelMEProcessor
+    for name, value in TelMEProcessor.preset("meld", "reference", config).items():
+        assert getattr(served, name) == value, name
+    audio, videos = conversation_media()
+    expected = processor(speakers=SPEAKERS, texts=TEXTS, audio=audio, videos=videos, sampling_rate=22050)
+    batch = served(speakers=SPEAKERS, texts=TEXTS, audio=audio, videos=videos, sampling_rate=22050)
+    assert batch.keys() == expected.keys()
+    for name in expected:
+        assert torch.equal(batch[name], expected[name]), name
+    # The reference normalises as the authors did: its encoders' own preprocessors apply to default preprocessing.
+    with pytest.raises(ValueError, match="pass no feature_extractor or image_processor"):
+        TelMEProcessor.from_preset(
+            "meld", "reference", tiny_tokenizer(), config, 24, feature_extractor=processor.feature_extractor
+        )
+    images = tiny_processor().image_processor
+    default = TelMEProcessor.from_preset("meld", "default", tiny_tokenizer(), config, 24, image_processor=images)
+    assert default.preprocessing == "default" and default.image_processor is images
 
 
 def test_sample_frame_indices_follow_the_reference():

@@ -5,8 +5,9 @@ it imports only ``torch`` and ``transformers``. Training, feature caching, servi
 build their inputs here, so a model is served exactly as it was trained.
 
 Every choice is an explicit field, saved in ``processor_config.json``; ``preprocessing`` names the set
-(``"reference"``: the authors' pipeline, https://github.com/yuntaeyang/TelME; ``"default"``: ours). hf_erc's
-``hf_erc.training.processors.processor_settings`` gives both sets per dataset, and the model's differences table
+(``"reference"``: the authors' pipeline, https://github.com/yuntaeyang/TelME; ``"default"``: ours).
+``TelMEProcessor.from_preset(dataset, preprocessing, ...)`` builds either set for a dataset (the reference sets are
+``TELME_REFERENCE_PRESETS`` below, ours come from the model's configuration), and the model's differences table
 (``docs/models/telme.md``) says what differs and why.
 
 - text: every turn up to the current one written ``<sK> text``, then ``</s> Now <sK> feels``; the last
@@ -27,7 +28,8 @@ Every choice is an explicit field, saved in ``processor_config.json``; ``preproc
 import re
 
 import torch
-from transformers import BatchFeature, ProcessorMixin
+from transformers import BatchFeature, ProcessorMixin, Wav2Vec2FeatureExtractor
+from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 
 TELME_MODALITIES = ("text", "audio", "video")
@@ -35,6 +37,36 @@ PREPROCESSING_MODES = ("default", "reference")
 SPEAKER_NUMBERINGS = ("dialogue", "carried", "vocabulary")
 # The authors' stand-in audio for a MELD clip over 30 s (TelME): this many zeros.
 LONG_CLIP_AUDIO_SAMPLES = 1412
+
+# The authors' pipelines (read in yuntaeyang/TelME and JieLi-dd/MAGTKD): librosa's default 22,050 Hz, 400,000
+# samples, 8 OpenCV (BGR) frames through VideoMAE-base's image processor.
+REFERENCE_SAMPLING_RATE = 22050
+REFERENCE_AUDIO_SAMPLES = 400_000
+REFERENCE_COMMON_SETTINGS = {
+    "preprocessing": "reference",
+    "audio_sampling_rate": REFERENCE_SAMPLING_RATE,
+    "max_audio_seconds": REFERENCE_AUDIO_SAMPLES / REFERENCE_SAMPLING_RATE,
+    "num_frames": 8,
+    "video_channel_order": "bgr",
+}
+# TelME's reference preprocessing per dataset, on top of the common settings (docs/models/telme.md lists every item).
+TELME_REFERENCE_PRESETS = {
+    "meld": {
+        "speaker_numbering": "carried",
+        "strip_spaces_around_markers": True,
+        "audio_window": "last",
+        "max_clip_seconds": 30.0,
+        "long_clip_inputs": "zeros",  # MELD clips over 30 s: zero audio and frames, as the students saw them
+    },
+    "iemocap": {
+        "speaker_numbering": "carried",
+        "speaker_key": "turn",  # TelME's IEMOCAP files name the turn in their Speaker column
+        "strip_spaces_around_markers": True,
+        "audio_window": "last",
+        "max_clip_seconds": None,
+        "video_margin_seconds": 1.0,
+    },
+}
 
 
 def first_appearance_numbers(keys):
@@ -59,6 +91,27 @@ def _round_up(length: int, multiple: int | None) -> int:
     if not multiple:
         return length
     return -(-length // multiple) * multiple
+
+
+def reference_audio_feature_extractor(sampling_rate):
+    """data2vec-audio-base-960h's feature extractor: waveforms normalised to zero mean and unit variance."""
+    return Wav2Vec2FeatureExtractor(
+        feature_size=1, sampling_rate=sampling_rate, padding_value=0.0, do_normalize=True, return_attention_mask=True
+    )
+
+
+def reference_image_processor(frame_size):
+    """VideoMAE-base's image processor as the authors use it: shortest edge resized to `frame_size`, centre crop,
+    ImageNet mean and standard deviation."""
+    # Imported when used: without torchvision (an optional dependency), importing it warns of its PIL fallback.
+    from transformers import VideoMAEImageProcessor
+
+    return VideoMAEImageProcessor(
+        size={"shortest_edge": frame_size},
+        crop_size={"height": frame_size, "width": frame_size},
+        image_mean=list(IMAGENET_DEFAULT_MEAN),
+        image_std=list(IMAGENET_DEFAULT_STD),
+    )
 
 
 class TelMEProcessor(ProcessorMixin):
@@ -161,19 +214,107 @@ class TelMEProcessor(ProcessorMixin):
         super().__init__(tokenizer, feature_extractor, image_processor, **kwargs)
         if self.tokenizer.mask_token_id is None or self.tokenizer.pad_token_id is None:
             raise ValueError("TelMEProcessor needs a tokenizer with a mask token and a pad token (RoBERTa's).")
-        self.marker_tokens = [speaker_token_template.format(index=index) for index in range(1, num_speaker_tokens + 1)]
-        vocabulary = self.tokenizer.get_vocab()
-        if num_speaker_tokens == 0 and speaker_token_template.format(index=1) in vocabulary:
+        if num_speaker_tokens == 0 and speaker_token_template.format(index=1) in self.tokenizer.get_vocab():
             raise ValueError(
                 "num_speaker_tokens=0 writes speaker markers as plain text, but this tokenizer has "
                 f"{speaker_token_template.format(index=1)!r} as a token: give the encoder's own tokenizer."
             )
-        missing = [token for token in self.marker_tokens if token not in vocabulary]
-        if missing:
-            self.tokenizer.add_special_tokens({"extra_special_tokens": missing}, replace_extra_special_tokens=False)
+        self.marker_tokens = self.add_speaker_tokens(self.tokenizer, num_speaker_tokens, speaker_token_template)
         self._marker_pattern = re.compile(
             "(" + "|".join(re.escape(token) for token in sorted(self.marker_tokens, key=len, reverse=True)) + ")"
         ) if self.marker_tokens else None
+
+    @classmethod
+    def preset(cls, dataset, preprocessing, config):
+        r"""
+        The processor fields of a preset: the authors' preprocessing on `dataset` (`preprocessing="reference"`, the
+        common reference settings and `TELME_REFERENCE_PRESETS[dataset]`) or ours (`"default"`, read from the model's
+        configuration, the same on every dataset).
+
+        Args:
+            dataset (`str`): the dataset the model reads, `"meld"` or `"iemocap"`.
+            preprocessing (`str`): `"reference"` or `"default"`.
+            config: the model's configuration (the whole model's or a stage model's): the speaker tokens, and in
+                default preprocessing the audio rate and length, the clip limit and the frames.
+        """
+        if preprocessing == "default":
+            return {
+                "preprocessing": "default",
+                "strip_spaces_around_markers": True,
+                "num_speaker_tokens": config.num_speaker_tokens,
+                "audio_sampling_rate": config.audio_sampling_rate,
+                "max_audio_seconds": config.audio_max_seconds,
+                "max_clip_seconds": config.max_clip_seconds,
+                "num_frames": config.video_num_frames,
+            }
+        if preprocessing != "reference":
+            raise ValueError(f"preprocessing must be one of {list(PREPROCESSING_MODES)}, got {preprocessing!r}.")
+        if dataset not in TELME_REFERENCE_PRESETS:
+            raise ValueError(
+                f"No reference preprocessing is known for {cls.__name__} on {dataset!r}: choose one of "
+                f"{sorted(TELME_REFERENCE_PRESETS)}."
+            )
+        return {
+            **REFERENCE_COMMON_SETTINGS,
+            "num_speaker_tokens": config.num_speaker_tokens,
+            **TELME_REFERENCE_PRESETS[dataset],
+        }
+
+    @classmethod
+    def from_preset(
+        cls,
+        dataset,
+        preprocessing,
+        tokenizer,
+        config,
+        max_length,
+        feature_extractor=None,
+        image_processor=None,
+        **fields,
+    ):
+        r"""
+        The processor of a preset ([`~TelMEProcessor.preset`]): the authors' preprocessing on `dataset`
+        (`preprocessing="reference"`) or ours (`"default"`). Training, the conversion scripts and `hf-erc show-inputs`
+        build their processor here; the fields it gets are saved in `processor_config.json`.
+
+        Args:
+            dataset (`str`), preprocessing (`str`), config: as for [`~TelMEProcessor.preset`].
+            tokenizer: the text model's tokenizer; the preset's speaker tokens are added to it when missing.
+            max_length (`int`): most text tokens per utterance, the `<mask>` included
+                (`config.text_max_length - config.text_num_virtual_tokens` for a model read alone).
+            feature_extractor, image_processor (*optional*): the audio and video encoders' own preprocessors, for
+                default preprocessing; without them (and always with reference preprocessing) the authors'
+                ([`reference_audio_feature_extractor`], [`reference_image_processor`]).
+            fields: processor fields replacing the preset's (e.g. `pad_to_multiple_of`).
+        """
+        if preprocessing == "reference" and (feature_extractor is not None or image_processor is not None):
+            raise ValueError(
+                "Reference preprocessing normalises waveforms and frames as the authors did: pass no "
+                "feature_extractor or image_processor."
+            )
+        if feature_extractor is None:
+            # The authors declare 16 kHz to the extractor whatever the rate: it only normalises.
+            feature_extractor = reference_audio_feature_extractor(config.audio_sampling_rate)
+        if image_processor is None:
+            image_processor = reference_image_processor(config.video_frame_size)
+        return cls(
+            tokenizer=tokenizer,
+            feature_extractor=feature_extractor,
+            image_processor=image_processor,
+            max_length=max_length,
+            **{**cls.preset(dataset, preprocessing, config), **fields},
+        )
+
+    @staticmethod
+    def add_speaker_tokens(tokenizer, num_speaker_tokens, speaker_token_template="<s{index}>"):
+        """Add the speaker markers the prompts write, `<s1>`..`<s{num_speaker_tokens}>`, to `tokenizer` as special
+        tokens (those it lacks, in order, so they take the ids after its vocabulary); returns the markers."""
+        markers = [speaker_token_template.format(index=index) for index in range(1, num_speaker_tokens + 1)]
+        vocabulary = tokenizer.get_vocab()
+        missing = [token for token in markers if token not in vocabulary]
+        if missing:
+            tokenizer.add_special_tokens({"extra_special_tokens": missing}, replace_extra_special_tokens=False)
+        return markers
 
     @property
     def model_input_names(self):

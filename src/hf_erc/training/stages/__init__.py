@@ -10,7 +10,7 @@
 | :class:`FeatureFusionStage` | MAGTKD's fusion | dialogues of extracted features (the authors' pickles) |
 """
 
-from .base import RunArguments, Stage, StageSetup
+from .base import Stage, StageSetup
 from .dialogue import DialogueStage, FeatureFusionStage
 from .fusion import FusionStage, MAGTKDFusionStage, TelMEFusionStage
 from .media import DistilledMediaStage, MediaStage
@@ -23,7 +23,6 @@ __all__ = [
     "FusionStage",
     "MAGTKDFusionStage",
     "MediaStage",
-    "RunArguments",
     "Stage",
     "StageSetup",
     "TelMEFusionStage",

@@ -10,20 +10,14 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
-from transformers import PreTrainedModel
+from transformers import AutoConfig, AutoTokenizer, PreTrainedModel
+
+from ... import models  # noqa: F401  (registers the hf_erc configurations with AutoConfig)
+from ...features.encoders import resolve_encoder_path
+from ..arguments import RunArguments
+from ..processors import pretrained_preprocessor
 
 # `recipe` arguments are hf_erc.training.recipes.Recipe objects (not imported here: the recipes import the stages).
-
-
-@dataclass
-class RunArguments:
-    """The parsed arguments of one ``scripts/train.py`` run."""
-
-    model: Any  # ERCModelArguments
-    data: Any  # ERCDataArguments
-    distillation: Any  # DistillationArguments
-    training: Any  # ERCTrainingArguments
-    peft: Any  # TeacherPeftArguments
 
 
 @dataclass
@@ -94,10 +88,6 @@ def _is_checkpoint_of(config, model_class) -> bool:
 
 
 def _auto_config(name_or_path: str):
-    from transformers import AutoConfig
-
-    import hf_erc.models  # noqa: F401  (registers the hf_erc configurations with AutoConfig)
-
     return AutoConfig.from_pretrained(name_or_path, trust_remote_code=False)
 
 
@@ -105,8 +95,6 @@ def build_stage_model(recipe, model_class, args: RunArguments, name_or_path: str
     """A stage model (TelME, MAGTKD): a checkpoint of that stage, or a pretrained encoder with a fresh head
     (``from_encoder_pretrained``), or (no path) the dataset preset with ``--config_overrides`` (``text_fields``
     set on its text encoder's configuration)."""
-    from ...features.encoders import resolve_encoder_path
-
     overrides = dict(args.model.config_overrides)
     if name_or_path is None:
         config = preset_config(recipe, args, modalities=None)
@@ -141,19 +129,47 @@ def check_same_labels(model, reference, reference_name: str) -> None:
         )
 
 
-def load_stage_tokenizer(recipe, args: RunArguments, config, source: str | None):
-    """The text model's tokenizer (``--tokenizer_name_or_path`` or ``source``), with the speaker-marker tokens the
-    run's preprocessing adds (MAGTKD's reference adds none)."""
-    from ..processors import load_speaker_tokenizer, processor_settings
+def build_stage_processor(
+    recipe,
+    args: RunArguments,
+    config,
+    max_length: int,
+    tokenizer_source: str | None,
+    audio_source: str | None = None,
+    video_source: str | None = None,
+):
+    """The processor of ``recipe`` for this run's dataset and ``--preprocessing`` (its class's ``from_preset``, the
+    preset computed once, from ``config``): every input of the stage's models is built by it, and it is saved with
+    the stage's checkpoint.
 
-    settings = processor_settings(recipe.name, args.data.dataset_name, args.data.preprocessing, config)
-    return load_speaker_tokenizer(args.peft.tokenizer_name_or_path or source, settings["num_speaker_tokens"])
+    Its tokenizer is ``--tokenizer_name_or_path`` or ``tokenizer_source``'s, to which it adds the speaker markers its
+    preset writes. In default preprocessing the feature extractor and image processor come from ``audio_source``/
+    ``video_source``: a folder holding a saved processor (a stage checkpoint) or an encoder's own preprocessor (e.g.
+    the Hub id of data2vec-audio-base-960h); failing that, the reference's. Reference preprocessing always uses the
+    authors'.
+    """
+    processor_class = recipe.processor_class
+    preprocessors = {}
+    if args.data.preprocessing != "reference":
+        preprocessors = {
+            "feature_extractor": pretrained_preprocessor(processor_class, audio_source, "audio"),
+            "image_processor": pretrained_preprocessor(processor_class, video_source, "video"),
+        }
+    tokenizer = _load_stage_tokenizer(args.peft.tokenizer_name_or_path or tokenizer_source)
+    return processor_class.from_preset(
+        args.data.dataset_name, args.data.preprocessing, tokenizer, config, max_length, **preprocessors
+    )
 
 
-def build_stage_processor(recipe, args: RunArguments, tokenizer, config, max_length: int, **sources):
-    """The processor of ``recipe`` for this run's dataset and ``--preprocessing``: every input of the stage's
-    models is built by it, and it is saved with the stage's checkpoint."""
-    from ..processors import build_processor, processor_settings
-
-    settings = processor_settings(recipe.name, args.data.dataset_name, args.data.preprocessing, config)
-    return build_processor(recipe.processor_class, tokenizer, config, max_length, settings, **sources)
+def _load_stage_tokenizer(name_or_path: str | None):
+    """The text model's tokenizer at ``name_or_path`` (an encoder name such as ``minilm`` resolves to its folder)."""
+    if name_or_path is None:
+        raise ValueError(
+            "The text model's prompts (and the processor of the audio/video stages) need a tokenizer: pass "
+            "--model_name_or_path (a text encoder such as roberta-large, or 'minilm') or --tokenizer_name_or_path "
+            "(the text model's tokenizer)."
+        )
+    tokenizer = AutoTokenizer.from_pretrained(resolve_encoder_path(name_or_path), trust_remote_code=False)
+    if tokenizer.mask_token_id is None or tokenizer.pad_token_id is None:
+        raise ValueError(f"The tokenizer of {name_or_path} has no mask or pad token; the prompt needs both.")
+    return tokenizer

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from transformers import AutoModel, PreTrainedModel
+
+from ... import models  # noqa: F401  (registers the hf_erc model types with the Auto classes, for the teacher)
 from ...data.collators import DialogueCollator
+from ..arguments import RunArguments
 from ..splits import feature_dims, load_dialogue_splits, speaker_vocab
-from .base import RunArguments, Stage, StageSetup, preset_config
+from .base import Stage, StageSetup, preset_config
 
 
 class DialogueStage(Stage):
@@ -23,7 +27,7 @@ class DialogueStage(Stage):
     )
     unit = "dialogues"
 
-    def model_class(self, recipe, modalities: Sequence[str]):
+    def model_class(self, recipe, modalities: Sequence[str]) -> type[PreTrainedModel]:
         return recipe.model_class
 
     def setup(self, recipe, args: RunArguments) -> StageSetup:
@@ -49,7 +53,7 @@ class DialogueStage(Stage):
         return {f"{modality}_dim": dim for modality, dim in dims.items()}
 
     @staticmethod
-    def build_model(recipe, args: RunArguments, fields: dict[str, int]):
+    def build_model(recipe, args: RunArguments, fields: dict[str, int]) -> PreTrainedModel:
         """The model from ``--model_name_or_path`` or from its dataset preset, with feature sizes matching the data."""
         overrides = dict(args.model.config_overrides)
         source = args.model.model_name_or_path
@@ -73,15 +77,11 @@ class DialogueStage(Stage):
         return model
 
     @staticmethod
-    def load_teacher(args: RunArguments):
+    def load_teacher(args: RunArguments) -> PreTrainedModel | None:
         """The frozen teacher of a distillation run, any registered hf_erc model; ``None`` without one."""
         path = args.distillation.teacher_model_name_or_path
         if path is None:
             return None
-        from transformers import AutoModel
-
-        import hf_erc.models  # noqa: F401  (registers the hf_erc model types with the Auto classes)
-
         return AutoModel.from_pretrained(path, trust_remote_code=False, use_safetensors=True)
 
 
@@ -94,7 +94,7 @@ class FeatureFusionStage(DialogueStage):
     writes = "the MAGTKD fusion, which labels every turn of a dialogue from its utterance features"
 
     @staticmethod
-    def load_teacher(args: RunArguments):
+    def load_teacher(args: RunArguments) -> None:
         """None: the features already come from the stage models (``--teacher_model_name_or_path`` and the
         students' paths of a fusion config are not read here)."""
         return None

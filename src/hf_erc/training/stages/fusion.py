@@ -21,7 +21,6 @@ from .base import (
     build_stage_processor,
     check_same_labels,
     load_stage_checkpoint,
-    load_stage_tokenizer,
     preset_name,
 )
 
@@ -71,13 +70,12 @@ class FusionStage(Stage):
             stage_model.requires_grad_(False).eval()
         model = self.build_model(recipe, args, stage_models)
 
-        tokenizer = load_stage_tokenizer(recipe, args, text_model.config, paths["text"])
         processor = build_stage_processor(
             recipe,
             args,
-            tokenizer,
             text_model.config,
             text_max_length(args.data, text_model.config),
+            tokenizer_source=paths["text"],
             audio_source=paths.get("audio"),
             video_source=paths.get("video"),
         )

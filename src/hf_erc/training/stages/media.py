@@ -29,7 +29,6 @@ from .base import (
     build_stage_processor,
     check_same_labels,
     load_stage_checkpoint,
-    load_stage_tokenizer,
 )
 
 logger = logging.get_logger(__name__)
@@ -73,16 +72,15 @@ class MediaStage(Stage):
         model = build_stage_model(recipe, recipe.stage_models[modality], args, args.model.model_name_or_path)
         teacher = self.load_teacher(recipe, args, model, modality)
         text_model = teacher or model
-        tokenizer = load_stage_tokenizer(recipe, args, model.config, args.distillation.teacher_model_name_or_path)
         source = args.model.processor_name_or_path
         if source is None and args.model.model_name_or_path is not None:
             source = resolve_encoder_path(args.model.model_name_or_path)
         processor = build_stage_processor(
             recipe,
             args,
-            tokenizer,
             model.config,
             text_max_length(args.data, text_model.config),
+            tokenizer_source=args.distillation.teacher_model_name_or_path,
             audio_source=source if modality == "audio" else None,
             video_source=source if modality == "video" else None,
         )

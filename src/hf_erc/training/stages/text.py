@@ -8,15 +8,8 @@ from ...data.collators import PromptCollator
 from ...data.views import with_length, with_prompt_context
 from ..processors import fit_embeddings_to_tokenizer, text_max_length
 from ..splits import load_utterance_splits
-from .base import (
-    RunArguments,
-    Stage,
-    StageSetup,
-    build_stage_model,
-    build_stage_processor,
-    load_stage_tokenizer,
-    preset_config,
-)
+from ..teachers import PREPENDING_METHODS, apply_peft, fold_peft
+from .base import RunArguments, Stage, StageSetup, build_stage_model, build_stage_processor, preset_config
 
 
 class TextStage(Stage):
@@ -37,19 +30,25 @@ class TextStage(Stage):
         return recipe.stage_models["text"]
 
     def setup(self, recipe, args: RunArguments) -> StageSetup:
-        from ..teachers import PREPENDING_METHODS, apply_peft, fold_peft
-
         model_class = self.model_class(recipe, args.data.modalities)
         source = args.model.model_name_or_path
-        config = preset_config(recipe, args, modalities=None) if source is None else recipe.config_class()
-        tokenizer = load_stage_tokenizer(recipe, args, config, source)
-        # A randomly initialised encoder gets one embedding row per token of its tokenizer.
-        fields = {"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id} if source is None else {}
-        model = build_stage_model(recipe, model_class, args, source, **fields)
-        fit_embeddings_to_tokenizer(model, tokenizer)
         prompt_tokens = args.peft.num_virtual_tokens if args.peft.method in PREPENDING_METHODS else 0
-        max_length = text_max_length(args.data, model.config, prompt_tokens)
-        processor = build_stage_processor(recipe, args, tokenizer, model.config, max_length)
+        if source is None:
+            # A randomly initialised encoder gets one embedding row per token of the processor's tokenizer (speaker
+            # markers included): the processor comes first, from the preset configuration the model is built with.
+            config = preset_config(recipe, args, modalities=None)
+            processor = build_stage_processor(
+                recipe, args, config, text_max_length(args.data, config, prompt_tokens), tokenizer_source=None
+            )
+            tokenizer = processor.tokenizer
+            model = build_stage_model(
+                recipe, model_class, args, None, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id
+            )
+        else:
+            model = build_stage_model(recipe, model_class, args, source)
+            max_length = text_max_length(args.data, model.config, prompt_tokens)
+            processor = build_stage_processor(recipe, args, model.config, max_length, tokenizer_source=source)
+        fit_embeddings_to_tokenizer(model, processor.tokenizer)
         apply_peft(model, args.peft)
 
         datasets = {}

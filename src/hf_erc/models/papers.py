@@ -1,6 +1,7 @@
 """What each model's paper says, for model cards: title, description, citation and reported results.
 
-Each recipe (:mod:`hf_erc.training.recipes`) holds its model's :class:`PaperInfo`.
+Each model family of the registry (:mod:`hf_erc.models.registry`) holds its paper's :class:`PaperInfo`; the model
+cards (:mod:`hf_erc.hub`) read it from there.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ class PaperInfo:
     description: str
     citation: str
     reported: dict[str, str] = field(default_factory=dict)
-
 
 
 SDT_PAPER = PaperInfo(

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
+
 from .inference.checkpoints import read_checkpoint_json
 from .labels import emotion_names
 from .locking import LOCK_FILE
@@ -116,8 +118,6 @@ def build_model_card(
     training_description: str | None = None,
 ):
     """Render the model card of ``checkpoint_dir`` (a ``huggingface_hub.ModelCard``)."""
-    from huggingface_hub import EvalResult, ModelCard, ModelCardData
-
     checkpoint_dir = Path(checkpoint_dir)
     if not checkpoint_dir.is_dir():
         raise FileNotFoundError(f"Checkpoint folder {checkpoint_dir} does not exist.")
@@ -265,8 +265,6 @@ def push_checkpoint(
     **card_options,
 ) -> str:
     """Write the model card, then upload the folder to ``repo_id``; returns the commit URL."""
-    from huggingface_hub import HfApi
-
     checkpoint_dir = Path(checkpoint_dir)
     missing = [name for name in ("config.json", "model.safetensors") if not (checkpoint_dir / name).is_file()]
     if missing:

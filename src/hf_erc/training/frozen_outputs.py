@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from huggingface_hub.constants import HF_HOME
 from transformers.utils import logging
 
 from ..data.collators import MediaCollator
@@ -30,8 +31,6 @@ def embedding_cache_dir(data_args) -> Path:
     """``--embedding_cache_dir``, by default ``$HF_HOME/hf_erc/embeddings``."""
     if data_args.embedding_cache_dir is not None:
         return Path(data_args.embedding_cache_dir)
-    from huggingface_hub.constants import HF_HOME
-
     return Path(HF_HOME) / "hf_erc" / "embeddings"
 
 

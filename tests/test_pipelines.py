@@ -218,3 +218,29 @@ def test_stream_with_a_causal_checkpoint_gives_the_whole_conversation_s_labels(t
     assert [row["emotion"] for row in streamed] == [row["emotion"] for row in whole]
     for online, offline in zip(streamed, whole):
         assert online["probabilities"] == pytest.approx(offline["probabilities"], abs=1e-5)
+
+
+def test_a_meld_folder_the_user_names_is_the_one_used(meld_csv_dir, tmp_path, monkeypatch, capsys):
+    """`--meld-dir` (or $HF_ERC_MELD_DIR) that lacks the CSVs stops the quickstart with an error naming it, even
+    though another MELD copy (../shared/data/meld) is there to be found; the search runs only when nothing is named."""
+    from hf_erc.cli import main
+    from hf_erc.commands.quickstart import find_meld_dir
+
+    monkeypatch.delenv("HF_ERC_MELD_DIR", raising=False)
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    (tmp_path / "shared" / "data" / "meld").symlink_to(meld_csv_dir, target_is_directory=True)
+    (tmp_path / "main").mkdir()
+    monkeypatch.chdir(tmp_path / "main")
+    assert (find_meld_dir() / "train_sent_emo.csv").is_file()  # a copy the search finds (../shared/data/meld)
+    missing = tmp_path / "nonexistent"
+    with pytest.raises(FileNotFoundError, match=rf"--meld-dir {re.escape(str(missing))} has no train_sent_emo.csv"):
+        find_meld_dir(str(missing))
+    assert main(["quickstart", "--meld-dir", str(missing), "--output-dir", str(tmp_path / "out")]) != 0
+    assert str(missing) in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # nothing ran
+    monkeypatch.setenv("HF_ERC_MELD_DIR", str(missing))
+    with pytest.raises(FileNotFoundError, match=r"\$HF_ERC_MELD_DIR .* has no train_sent_emo.csv"):
+        find_meld_dir()
+    monkeypatch.setenv("HF_ERC_MELD_DIR", str(meld_csv_dir))
+    assert find_meld_dir() == meld_csv_dir
+    assert find_meld_dir(str(meld_csv_dir)) == meld_csv_dir

@@ -55,18 +55,27 @@ RELOAD_SCRIPT = textwrap.dedent(
 
 
 def find_meld_dir(explicit: str | None = None) -> Path:
-    """The MELD CSV folder: ``explicit``, ``$HF_ERC_MELD_DIR``, or ``shared/data/meld`` next to the working directory or checkout."""
-    candidates = [explicit, os.environ.get("HF_ERC_MELD_DIR")]
+    """The MELD CSV folder: ``explicit`` (``--meld-dir``), else ``$HF_ERC_MELD_DIR``, else the first
+    ``shared/data/meld`` found next to the working directory or the checkout.
+
+    A folder the user named (the argument or the variable) is the folder used: when it lacks the CSVs that is an
+    error naming it, never a silent switch to another copy. The search runs only when nothing was named."""
+    named = [(explicit, "--meld-dir"), (os.environ.get("HF_ERC_MELD_DIR"), "$HF_ERC_MELD_DIR")]
+    for folder, source in named:
+        if folder:
+            if not (Path(folder) / MELD_CSV).is_file():
+                raise FileNotFoundError(
+                    f"{source} {folder} has no {MELD_CSV}: point it at the folder with MELD's *_sent_emo.csv files."
+                )
+            return Path(folder)
     for base in (Path.cwd(), Path(__file__).resolve().parents[4]):
-        candidates += [base.parent / "shared" / "data" / "meld", base / "shared" / "data" / "meld"]
-    for candidate in candidates:
-        if candidate and (Path(candidate) / MELD_CSV).is_file():
-            return Path(candidate)
-    if explicit:
-        raise FileNotFoundError(f"{explicit} has no {MELD_CSV}: point --meld-dir at the folder with MELD's *_sent_emo.csv files.")
+        for candidate in (base.parent / "shared" / "data" / "meld", base / "shared" / "data" / "meld"):
+            if (candidate / MELD_CSV).is_file():
+                return candidate
     raise FileNotFoundError(
-        "MELD CSVs not found (looked for ../shared/data/meld and $HF_ERC_MELD_DIR). Download MELD.Raw from the MELD "
-        "authors and pass --meld-dir to the folder holding train_sent_emo.csv, dev_sent_emo.csv and test_sent_emo.csv."
+        "MELD CSVs not found (looked for shared/data/meld beside the working folder and the checkout). Download "
+        "MELD.Raw from the MELD authors and pass --meld-dir to the folder holding train_sent_emo.csv, "
+        "dev_sent_emo.csv and test_sent_emo.csv."
     )
 
 

@@ -29,6 +29,7 @@ from tests.utils.iemocap_release import (
     REFERENCE_VALIDATION,
     RELEASE,
     SHORT_AVI,
+    in_transcription_order,
     make_release,
     release_with,
 )
@@ -41,7 +42,7 @@ def expected_rows(session_filter, keep_unlabeled=False):
             continue
         for dialogue_id, turns in sorted(dialogues.items()):
             kept = [turn for turn in turns if keep_unlabeled or turn[3] in KEPT]
-            for turn, (suffix, start, end, code, text) in enumerate(sorted(kept, key=lambda turn: turn[1])):
+            for turn, (suffix, start, end, code, text) in enumerate(in_transcription_order(dialogue_id, kept)):
                 rows.append((dialogue_id, turn, f"{dialogue_id}_{suffix}", suffix[0], text, code))
     return rows
 
@@ -102,14 +103,20 @@ def test_splits_rows_order_speakers_and_labels(iemocap):
     assert len(validation_dialogues) == 1
     assert not train_dialogues & validation_dialogues
     assert len(train_dialogues | validation_dialogues) == 5
-    # Rows are grouped by dialogue (in name order) with turns in start-time order.
+    # Rows are grouped by dialogue (in name order) with turns in the transcription file's order, which is not
+    # start-time order where the file says otherwise (what TelME's and MAGTKD's IEMOCAP CSVs follow).
     for split in iemocap.values():
         dialogue_ids = split["dialogue_id"]
         assert dialogue_ids == sorted(dialogue_ids)
         for dialogue_id in set(dialogue_ids):
             rows = split.filter(lambda row: row["dialogue_id"] == dialogue_id)
             assert rows["turn"] == list(range(len(rows)))
-            assert rows["start"] == sorted(rows["start"])
+    test_rows = iemocap["test"].filter(lambda row: row["dialogue_id"] == "Ses05M_impro02")
+    assert [name[-4:] for name in test_rows["utterance_id"]] == ["F000", "M000", "M001"]
+    assert test_rows["start"] != sorted(test_rows["start"])
+    everything = datasets.concatenate_datasets([iemocap["train"], iemocap["validation"]])
+    impro01 = everything.filter(lambda row: row["dialogue_id"] == "Ses01F_impro01")
+    assert [name[-4:] for name in impro01["utterance_id"]] == ["F000", "M000", "F002", "M001"]  # F001 is xxx
 
 
 def test_features_follow_the_data_contract(iemocap):
@@ -140,7 +147,8 @@ def test_codes_map_to_canonical_names(iemocap):
     assert "Ses01F_script01_1_F000" not in by_id  # sur
     assert "Ses01F_impro01_F099" not in by_id  # transcribed, never labelled
     turns = {row["utterance_id"]: row["turn"] for row in all_rows}
-    assert turns["Ses01F_impro01_M001"] == 2  # the xxx turn before it is dropped
+    assert turns["Ses01F_impro01_F002"] == 2  # the xxx turn before it is dropped
+    assert turns["Ses01F_impro01_M001"] == 3  # transcribed after F002, though it starts earlier
 
 
 def test_media_flags(iemocap, raw_dir):
@@ -181,7 +189,8 @@ def test_keep_unlabeled_keeps_context_turns(raw_dir, tmp_path):
     rows = {row["utterance_id"]: row for split in ("train", "validation") for row in dataset[split]}
     assert rows["Ses01F_impro01_F001"]["emotion"] == -1
     assert rows["Ses01F_impro01_F001"]["turn"] == 2
-    assert rows["Ses01F_impro01_M001"]["turn"] == 3
+    assert rows["Ses01F_impro01_F002"]["turn"] == 3
+    assert rows["Ses01F_impro01_M001"]["turn"] == 4  # the transcription's order
     assert rows["Ses01F_script01_1_F000"]["emotion"] == -1
     # -1 (ClassLabel's missing value) survives a Parquet round trip with the ClassLabel feature.
     split = "train" if "Ses01F_impro01_F001" in dataset["train"]["utterance_id"] else "validation"
@@ -516,3 +525,24 @@ def test_unparseable_transcription_line_names_file_and_line(tmp_path):
     with pytest.raises(DataFormatError, match="cannot parse transcription line") as error:
         build_iemocap(raw_dir, cache_dir=tmp_path / "cache")
     assert f"{transcription}, line 1" in str(error.value)
+
+
+def test_a_release_rewritten_in_place_is_built_again(tmp_path):
+    """`build_iemocap` on a release folder whose files were replaced (a transcript corrected, a dialogue added)
+    builds the new rows rather than handing back the cached build of the earlier release at the same path."""
+    cache = tmp_path / "cache"
+    raw_dir = make_release(tmp_path / "raw", media=False)
+    first = build_iemocap(raw_dir, check_media=False, cache_dir=cache)
+    corrected = {
+        session: {
+            dialogue_id: [(suffix, start, end, code, text.replace("Next.", "Nest.")) for suffix, start, end, code, text in turns]
+            for dialogue_id, turns in dialogues.items()
+        }
+        for session, dialogues in RELEASE.items()
+    }
+    shutil.rmtree(raw_dir)
+    make_release(tmp_path / "raw", release_with(["Ses05F_impro03"], corrected), media=False)
+    second = build_iemocap(raw_dir, check_media=False, cache_dir=cache)
+    assert "Next." in first["test"]["text"] and "Nest." not in first["test"]["text"]
+    assert "Nest." in second["test"]["text"] and "Next." not in second["test"]["text"]
+    assert "Ses05F_impro03" in second["test"]["dialogue_id"] and "Ses05F_impro03" not in first["test"]["dialogue_id"]

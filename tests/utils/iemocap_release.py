@@ -52,6 +52,13 @@ RELEASE = {
         ],
     },
 }
+# Dialogues whose transcription lists turns out of start-time order, as the real files do where speech overlaps
+# (Ses03F_impro04 transcribes M003, at 39.55 s, before F004, at 34.67 s): turn suffixes in file order. The builder
+# keeps this order; the others are transcribed in start-time order.
+TRANSCRIPTION_ORDER = {
+    "Ses01F_impro01": ("F000", "M000", "F001", "F002", "M001"),  # F002 (4.0 s) before M001 (3.0 s)
+    "Ses05M_impro02": ("F000", "M000", "M001"),  # F000 (1.0 s) before M000 (0.1 s)
+}
 MISSING_WAV = "Ses01F_impro01_M001"
 CORRUPT_AVI = "Ses02F_impro01"
 SHORT_AVI = "Ses05M_impro02"
@@ -90,9 +97,18 @@ def label_file_text(dialogue_id, turns):
     return "\n".join(lines) + "\n"
 
 
+def in_transcription_order(dialogue_id, turns):
+    """``turns`` in the order the dialogue's transcription file lists them (:data:`TRANSCRIPTION_ORDER`, else by start
+    time)."""
+    order = TRANSCRIPTION_ORDER.get(dialogue_id)
+    if order is None:
+        return sorted(turns, key=lambda turn: turn[1])
+    return sorted(turns, key=lambda turn: order.index(turn[0]))
+
+
 def transcription_text(dialogue_id, turns):
     lines = []
-    for suffix, start, end, _, text in sorted(turns, key=lambda turn: turn[1]):
+    for suffix, start, end, _, text in in_transcription_order(dialogue_id, turns):
         lines.append(f"{dialogue_id}_{suffix} [{start:08.4f}-{end:08.4f}]: {text}")
     # Non-turns found in the real release: unnumbered speech and speaker-only noise lines.
     lines.insert(1, f"{dialogue_id}_MXX0 [000.0000-000.3000]: [BREATHING]")

@@ -10,7 +10,10 @@ Expected layout (the USC release, unchanged)::
         sentences/wav/<dialogue>/<turn>.wav      one wav per turn
 
 Rows follow the data contract of ``DESIGN.md``: one per labelled turn, dialogues in name
-order, turns in start-time order. The six classes are ``hf_erc.labels.IEMOCAP_EMOTIONS``;
+order, turns in the order of their lines in the dialogue's transcription file. That is the release's
+own order, the one the community's IEMOCAP features (DialogueRNN/COSMIC) and TelME's and MAGTKD's
+CSVs follow (it reproduces every row of theirs); it is not start-time order, since overlapping
+turns are transcribed out of it (178 training turns of 46 dialogues). The six classes are ``hf_erc.labels.IEMOCAP_EMOTIONS``;
 turns labelled ``xxx``/``sur``/``fea``/``dis``/``oth`` are dropped, or kept as unlabelled
 context (``emotion = -1``) with ``keep_unlabeled=True``. Sessions 1-4 give ``train`` and a
 ``validation`` set of whole dialogues, session 5 gives ``test``. The validation dialogues are a
@@ -56,6 +59,7 @@ from ..labels import IEMOCAP_CODES
 from .contract import contract_features
 from .errors import DataFormatError, DataNotFoundError
 from .export import dataset_card_body
+from .fingerprints import release_fingerprint
 from .iemocap_files import _is_release_file, parse_emo_evaluation, parse_transcription
 from .media import MediaDecodeError, probe_media
 from .summary import media_report, summarize
@@ -177,7 +181,7 @@ def read_dialogue(
     media_counts: _MediaCounts,
     dropped: Counter,
 ) -> Dialogue:
-    """Labels, text and media of one dialogue, turns sorted by start time."""
+    """Labels, text and media of one dialogue, turns in the order of the transcription file's lines."""
     dialogue_id = label_file.stem
     labeled_turns = parse_emo_evaluation(label_file)
     transcription_file = session_dir / "dialog" / "transcriptions" / f"{dialogue_id}.txt"
@@ -204,7 +208,8 @@ def read_dialogue(
                 "re-extract both."
             )
         kept.append((labeled, emotion))
-    kept.sort(key=lambda item: (item[0].start, item[0].end, item[0].turn_id))
+    line_position = {turn_id: position for position, turn_id in enumerate(texts)}
+    kept.sort(key=lambda item: line_position[item[0].turn_id])
 
     video_path, video_usable, video_duration = None, False, None
     if kept:
@@ -321,6 +326,17 @@ def reference_split_dialogue_ids(
     return [d for d in ordered if d not in reference], [d for d in ordered if d in reference]
 
 
+def iemocap_release_fingerprint(raw_dir: str | os.PathLike) -> str:
+    """The cache key of a build (:func:`hf_erc.data.fingerprints.release_fingerprint`): the contents of every
+    session's label files and transcriptions, and the listings of its sentence wavs and dialogue avis."""
+    tables, media_dirs = [], []
+    for _, session_dir in sorted(find_session_dirs(raw_dir).items()):
+        for folder in (session_dir / "dialog" / "EmoEvaluation", session_dir / "dialog" / "transcriptions"):
+            tables += sorted(path for path in folder.glob("*.txt") if path.is_file())
+        media_dirs += [session_dir / "sentences" / "wav", session_dir / "dialog" / "avi" / "DivX"]
+    return release_fingerprint(tables, media_dirs)
+
+
 def iemocap_features() -> datasets.Features:
     """Columns of the IEMOCAP ``DatasetDict`` (the data contract plus ``utterance_id``, the release's turn id)."""
     return contract_features("iemocap", utterance_id="string")
@@ -378,6 +394,13 @@ class IEMOCAPBuilder(datasets.GeneratorBasedBuilder):
 
     BUILDER_CONFIG_CLASS = IEMOCAPConfig
     VERSION = datasets.Version("1.0.0")
+
+    def __init__(self, *args, hash: str | None = None, **kwargs):
+        # The cache key follows the release files (iemocap_release_fingerprint): a release rewritten in place, or
+        # a transcript corrected, is built again rather than read back from the earlier build's cache.
+        if hash is None and kwargs.get("data_dir"):
+            hash = iemocap_release_fingerprint(kwargs["data_dir"])
+        super().__init__(*args, hash=hash, **kwargs)
 
     def _info(self) -> datasets.DatasetInfo:
         return datasets.DatasetInfo(
@@ -499,7 +522,9 @@ def iemocap_dataset_card(dataset_dict: datasets.DatasetDict, validation_split: s
             "motion-capture markers).\n"
             "- `text` is the turn's line of `dialog/transcriptions/<dialogue>.txt`, unchanged (noise tags such "
             "as `[LAUGHTER]` kept). Unsegmented speech (`..._MXX0`) and noise-only lines are not turns.\n"
-            "- Rows are in dialogue-name order, turns in start-time order; `turn` counts the kept turns from 0.\n"
+            "- Rows are in dialogue-name order, turns in the order of the transcription files (the release's own, which "
+            "the community's features and TelME's/MAGTKD's code follow; not always start-time order); `turn` counts "
+            "the kept turns from 0.\n"
             "- `start`/`end` are seconds within the dialogue recording. `audio_path` is the turn's own wav "
             "(`sentences/wav`); `video_path` is the whole dialogue's avi (`dialog/avi/DivX`): cut the turn out of "
             "it with `hf_erc.data.media.decode_video_frames(video_path, start=start, end=end)`.\n"
@@ -522,8 +547,9 @@ def build_iemocap(
 ) -> datasets.DatasetDict:
     """IEMOCAP as a ``DatasetDict`` with ``train``/``validation``/``test`` (see :class:`IEMOCAPConfig`).
 
-    The result is cached under ``cache_dir`` (``datasets``' cache by default) per release path
-    and options, so a second call with the same arguments reads the cache.
+    The result is cached under ``cache_dir`` (``datasets``' cache by default) per release path, options and
+    release files (:func:`iemocap_release_fingerprint`), so a second call on the same files reads the cache and a
+    release rewritten in place is built again.
     """
     builder = IEMOCAPBuilder(
         cache_dir=None if cache_dir is None else os.fspath(cache_dir),

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
+import os
 from collections import Counter, defaultdict
 
 import pytest
 
 from hf_erc.data.errors import DataFormatError
 from hf_erc.data.meld import MELD_CSV_HEADER, MELDBuilder, build_meld, parse_time_stamp, read_meld_csv
+from hf_erc.data.planted import write_planted_release
 from hf_erc.data.summary import count_media, media_report
 from hf_erc.labels import MELD_EMOTIONS, MELD_SENTIMENTS
 from tests.utils.media_fixtures import write_corrupt, write_mp4
@@ -316,3 +318,32 @@ def test_missing_folder_and_tables(tmp_path):
     write_meld_csv(partial / "train_sent_emo.csv", TINY_ROWS["train_sent_emo.csv"])
     with pytest.raises(FileNotFoundError, match=r"lacks \['dev_sent_emo.csv', 'test_sent_emo.csv'\]"):
         build_meld(partial, cache_dir=tmp_path / "cache")
+
+
+# ---------------------------------------------------------------- a release rewritten in place
+
+def test_a_release_rewritten_in_place_is_built_again(tmp_path):
+    """`build_meld` on a folder whose release was replaced (another planted release, then one transcript fixed with
+    the same length and the file's time restored, as `tar`, `cp -p` or `rsync -t` leave it) builds the new rows
+    rather than handing back the cached build of the earlier release at the same path."""
+    raw, cache = tmp_path / "MELD.Raw", tmp_path / "cache"
+    texts = []
+    for seed in (1, 2):
+        write_planted_release(raw, dialogues={"train": 3, "dev": 2, "test": 2}, seed=seed, media=False, overwrite=True)
+        texts.append(build_meld(raw, check_media=False, cache_dir=cache)["train"]["text"])
+        assert sorted(texts[-1]) == sorted(row["Utterance"] for row in read_csv_rows(raw / "train_sent_emo.csv"))
+    assert texts[0] != texts[1]
+
+    csv_path = raw / "train_sent_emo.csv"
+    status = csv_path.stat()
+    with open(csv_path, newline="", encoding="utf-8") as handle:
+        header, *rows = csv.reader(handle)
+    column = header.index("Utterance")
+    old = rows[0][column]
+    rows[0][column] = fixed = "".join("x" if character.isalpha() else character for character in old)
+    with open(csv_path, "w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle, lineterminator="\r\n").writerows([header, *rows])
+    os.utime(csv_path, ns=(status.st_atime_ns, status.st_mtime_ns))
+    assert csv_path.stat().st_size == status.st_size
+    rebuilt = build_meld(raw, check_media=False, cache_dir=cache)["train"]["text"]
+    assert fixed in rebuilt and old not in rebuilt

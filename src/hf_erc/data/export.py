@@ -1,9 +1,9 @@
 """Write a ``DatasetDict`` as a Parquet dataset repository (what the Hub serves) and push it.
 
-The folder holds ``data/{split}-00000-of-00001.parquet`` and a ``README.md`` whose YAML
-front matter declares the splits (``configs``) and the features (``dataset_info``), so
-``datasets.load_dataset(folder)`` -- or ``load_dataset("user/repo")`` once pushed -- gives back
-the same rows with the same ``ClassLabel`` names.
+The folder holds ``data/{split}-00000-of-00001.parquet`` (the split is in the file name, where ``datasets``
+and the Hub look for it) and a ``README.md`` whose YAML front matter declares the features and splits
+(``dataset_info``), so ``datasets.load_dataset(folder)`` -- or ``load_dataset("user/repo")`` once pushed -- gives
+back the same rows with the same ``ClassLabel`` names.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from pathlib import Path
 import datasets
 from datasets.info import DatasetInfo, DatasetInfosDict
 from datasets.splits import SplitDict, SplitInfo
-from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData, HfApi, constants
 
 # What each column of the data contract means, for dataset cards.
@@ -105,8 +104,11 @@ def save_parquet_repo(
     card_data = DatasetCardData(
         license=license, language=language, task_categories=task_categories, pretty_name=pretty_name
     )
-    data_files = [{"split": split, "path": parquet_file_name(split)} for split in dataset_dict]
-    MetadataConfigs({"default": {"data_files": data_files}}).to_dataset_card_data(card_data)
+    # No `configs: data_files` block: the shard names follow the `data/{split}-NNNNN-of-NNNNN.parquet` layout that
+    # `datasets` and the Hub find on their own, and with that block `load_dataset(folder)` keys its cache on the
+    # folder's name, those patterns and the card's split sizes only, handing back the rows of an earlier folder of
+    # that name (or of this one before it was prepared again) whenever the sizes match. Without it the key follows
+    # each shard's path and modification time.
     features = next(iter(dataset_dict.values())).features
     DatasetInfosDict({"default": DatasetInfo(features=features, splits=split_infos)}).to_dataset_card_data(card_data)
     card = DatasetCard(f"---\n{card_data.to_yaml()}\n---\n\n{card_text}")

@@ -36,11 +36,11 @@ from pathlib import Path
 import datasets
 from datasets.builder import Key
 
-from .. import __version__
 from ..labels import MELD_EMOTIONS, MELD_SENTIMENTS
 from .contract import contract_features
 from .errors import DataFormatError, DataNotFoundError
 from .export import dataset_card_body
+from .fingerprints import release_fingerprint
 from .media import MediaDecodeError, probe_media
 from .summary import media_report, summarize
 
@@ -260,7 +260,7 @@ class MELDBuilder(datasets.GeneratorBasedBuilder):
             raise ValueError("MELDBuilder needs data_dir=<folder of the MELD release holding *_sent_emo.csv>.")
         data_dir = os.path.abspath(os.fspath(data_dir))
         check_release_folder(data_dir)
-        # The cache key follows the release files, so editing a CSV or adding clips rebuilds the dataset.
+        # The cache key follows the release files, so a CSV edited or replaced, or clips added, rebuild it.
         super().__init__(*args, data_dir=data_dir, hash=hash or _release_fingerprint(data_dir), **kwargs)
 
     def _info(self) -> datasets.DatasetInfo:
@@ -343,16 +343,11 @@ def check_release_folder(raw_dir: str | os.PathLike) -> None:
 
 
 def _release_fingerprint(raw_dir: str) -> str:
-    """A hash of what the build reads: the CSVs and the media folders' listings (names, sizes, times)."""
-    state = [__version__]
-    for csv_name, media_name in MELD_SPLIT_FILES.values():
-        status = os.stat(os.path.join(raw_dir, csv_name))
-        state.append((csv_name, status.st_size, status.st_mtime_ns))
-        media_dir = find_media_folder(raw_dir, media_name)
-        if media_dir is not None:
-            with os.scandir(media_dir) as entries:
-                state.append(sorted((entry.name, entry.stat().st_size, entry.stat().st_mtime_ns) for entry in entries))
-    return datasets.fingerprint.Hasher.hash(state)
+    """The cache key of a build (:func:`hf_erc.data.fingerprints.release_fingerprint`): the CSVs' contents and the
+    media folders' listings."""
+    tables = [os.path.join(raw_dir, csv_name) for csv_name, _ in MELD_SPLIT_FILES.values()]
+    media_dirs = [find_media_folder(raw_dir, media_name) for _, media_name in MELD_SPLIT_FILES.values()]
+    return release_fingerprint(tables, [folder for folder in media_dirs if folder is not None])
 
 
 def build_meld(

@@ -67,10 +67,10 @@ def load_erc_dataset(name: str, data_dir: str | os.PathLike, **options) -> datas
 def load_prepared(name: str, data_dir: str | os.PathLike, cache_dir: str | os.PathLike | None = None):
     """Load a folder written by ``hf-erc prepare`` back, with its ClassLabel features, and check it is ``name``.
 
-    The Parquet shards are read straight into memory rather than through ``load_dataset``'s
-    cache: that cache is keyed on file names and sizes, so a re-prepared folder (or another
-    folder with same-sized shards) could come back as a stale copy. ``cache_dir`` is accepted for
-    symmetry with the builders and not needed here.
+    The Parquet shards are read straight into memory rather than through ``load_dataset``'s cache: no copy is
+    made, and none can be stale (folders written by an older hf_erc declare their shards in a ``configs`` block,
+    for which ``load_dataset`` keys its cache on the folder's name and shard sizes only). ``cache_dir`` is
+    accepted for symmetry with the builders and not needed here.
     """
     data_dir = Path(data_dir)
     shards: dict[str, list[Path]] = {}

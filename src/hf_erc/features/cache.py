@@ -43,22 +43,25 @@ def cache_key(*parts) -> str:
 
 
 def file_identity(path: str) -> tuple[int, int] | None:
-    """Size and modification time of ``path`` (``None`` when it cannot be read): a changed file gets a new key."""
+    """Size and modification time of ``path`` (``None`` when it cannot be read): a changed file gets a new key. The
+    time counts in nanoseconds, so a file rewritten with the same size within one second (a planted release made
+    again, a clip re-encoded) is not taken for the one before."""
     try:
         stat = os.stat(path)
     except OSError:
         return None
-    return (stat.st_size, int(stat.st_mtime))
+    return (stat.st_size, stat.st_mtime_ns)
 
 
 def checkpoint_identity(path: str | os.PathLike) -> list:
-    """What identifies a checkpoint's weights without reading them: its folder and its files' sizes and times."""
+    """What identifies a checkpoint's weights without reading them: its folder and its files' sizes and times (in
+    nanoseconds: a stage retrained into its folder keeps every size)."""
     folder = Path(path)
     identity: list = [str(folder.resolve())]
     for file in sorted(folder.glob("*")):
         if file.suffix in (".safetensors", ".json", ".bin"):
             stat = file.stat()
-            identity.append((file.name, stat.st_size, int(stat.st_mtime)))
+            identity.append((file.name, stat.st_size, stat.st_mtime_ns))
     return identity
 
 

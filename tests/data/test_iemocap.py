@@ -16,6 +16,7 @@ from hf_erc.data.iemocap import (
     IEMOCAPBuilder,
     build_iemocap,
     iemocap_dataset_card,
+    reference_test_order,
     reference_validation_dialogues,
     split_dialogue_ids,
 )
@@ -279,6 +280,10 @@ def test_shipped_reference_list_is_the_papers_12_dialogues():
     assert len(data["validation"]) == len(set(data["validation"])) == 12
     assert "yuntaeyang/TelME" in data["source"] and "JieLi-dd/MAGTKD" in data["source"]
     assert reference_validation_dialogues() == tuple(sorted(REFERENCE_VALIDATION))
+    # The authors' test CSVs' dialogue order: all 31 session 5 dialogues, not in name order.
+    order = reference_test_order()
+    assert len(order) == len(set(order)) == 31 and all(name.startswith("Ses05") for name in order)
+    assert order[:3] == ("Ses05M_script03_2", "Ses05F_impro02", "Ses05M_impro01") and list(order) != sorted(order)
 
 
 def test_reference_split_holds_out_exactly_the_listed_dialogues(reference_raw_dir, tmp_path):
@@ -290,7 +295,11 @@ def test_reference_split_holds_out_exactly_the_listed_dialogues(reference_raw_di
     training = sorted(dialogue for session in (1, 2) for dialogue in RELEASE[session])
     assert sorted(set(dataset["train"]["dialogue_id"])) == training
     assert rows_of(dataset["train"]) == expected_rows(lambda session: session != 5)
-    assert rows_of(dataset["test"]) == expected_rows(lambda session: session == 5)
+    # Test dialogues in the authors' order: Ses05M_impro02 is 15th of their 31, Ses05F_impro01 20th.
+    test_rows = expected_rows(lambda session: session == 5)
+    assert rows_of(dataset["test"]) == [row for row in test_rows if row[0] == "Ses05M_impro02"] + [
+        row for row in test_rows if row[0] == "Ses05F_impro01"
+    ]
     card = iemocap_dataset_card(dataset)
     assert "reference split" in card and "TelME" in card and "MAGTKD" in card
     assert "seeded share" not in card

@@ -6,7 +6,9 @@ a transcript corrected, ``hf-erc make-planted --overwrite``). The MELD and IEMOC
 :func:`release_fingerprint` as their ``hash``, so any change of what they read makes a new cache entry. The tables
 (CSVs, label files, transcripts: small) are hashed by content, which also catches a change that keeps a file's size
 and time (``tar``, ``cp -p`` and ``rsync -t`` restore times); the media folders, too large to read, by their
-listings (each file's relative path, size and modification time in nanoseconds).
+listings (each file's relative path, size and modification time in nanoseconds). The builder's own source files
+are hashed too, so that a version of hf_erc that reads the same release differently (a fixed turn order, say)
+builds again rather than hand back what the earlier code built.
 """
 
 from __future__ import annotations
@@ -21,10 +23,16 @@ from .. import __version__
 _READ_BLOCK = 1 << 20
 
 
-def release_fingerprint(tables: Iterable[str | os.PathLike], media_dirs: Iterable[str | os.PathLike]) -> str:
-    """A hash of hf_erc's version, the contents of ``tables`` and the listings of ``media_dirs`` (absent ones count
-    as absent); see the module docstring."""
+def release_fingerprint(
+    tables: Iterable[str | os.PathLike],
+    media_dirs: Iterable[str | os.PathLike],
+    builder_files: Iterable[str | os.PathLike] = (),
+) -> str:
+    """A hash of hf_erc's version, the contents of ``builder_files`` (the code that reads the release) and of
+    ``tables``, and the listings of ``media_dirs`` (absent ones count as absent); see the module docstring."""
     digest = hashlib.sha256(f"hf_erc {__version__}\0".encode())
+    for source in builder_files:
+        digest.update(f"code {Path(source).name}\0".encode() + Path(source).read_bytes() + b"\0")
     for table in tables:
         table = Path(table)
         digest.update(f"table {table.name}\0".encode())

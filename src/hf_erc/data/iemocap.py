@@ -19,7 +19,8 @@ context (``emotion = -1``) with ``keep_unlabeled=True``. Sessions 1-4 give ``tra
 ``validation`` set of whole dialogues, session 5 gives ``test``. The validation dialogues are a
 seeded draw (``validation_split="random"``, the default) or the fixed 12 dialogues of TelME's and
 MAGTKD's released code (``validation_split="reference"``, shipped as
-``hf_erc/resources/iemocap_reference_split.json``). A turn's video is the slice ``[start, end)`` of
+``hf_erc/resources/iemocap_reference_split.json``, which also puts the test dialogues in those
+authors' order: :func:`reference_test_order`). A turn's video is the slice ``[start, end)`` of
 its dialogue's avi (see ``hf_erc.data.media.decode_video_frames``).
 
 What counts as an error and what is skipped:
@@ -56,6 +57,7 @@ from pathlib import Path
 import datasets
 
 from ..labels import IEMOCAP_CODES
+from . import iemocap_files
 from .contract import contract_features
 from .errors import DataFormatError, DataNotFoundError
 from .export import dataset_card_body
@@ -293,14 +295,35 @@ def split_dialogue_ids(dialogue_ids: list[str], validation_fraction: float, seed
 
 
 @functools.lru_cache(maxsize=1)
+def _reference_split() -> dict:
+    path = resources.files("hf_erc") / "resources" / "iemocap_reference_split.json"
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 def reference_validation_dialogues() -> tuple[str, ...]:
     """The 12 session 1-4 validation dialogues of TelME's and MAGTKD's released code, in name order.
 
     Shipped as data (``hf_erc/resources/iemocap_reference_split.json``) so that results can be
     compared with the papers' on the same validation set.
     """
-    path = resources.files("hf_erc") / "resources" / "iemocap_reference_split.json"
-    return tuple(sorted(json.loads(path.read_text(encoding="utf-8"))["validation"]))
+    return tuple(sorted(_reference_split()["validation"]))
+
+
+def reference_test_order() -> tuple[str, ...]:
+    """The 31 session 5 dialogues in the order of TelME's and MAGTKD's released test CSVs.
+
+    No rule of the release gives it (their train and validation dialogues are in name order; the
+    test order looks like one run's hash-randomised set order), so it is shipped as data with the
+    validation list. It matters in reference preprocessing: the authors number a dialogue's first
+    speaker against the previous dialogue's speaker table, so the order changes the prompts.
+    """
+    return tuple(_reference_split()["test_order"])
+
+
+def in_reference_test_order(dialogue_ids: list[str]) -> list[str]:
+    """Session 5 ``dialogue_ids`` in :func:`reference_test_order`; any the list lacks follow, in name order."""
+    position = {dialogue: index for index, dialogue in enumerate(reference_test_order())}
+    return sorted(dialogue_ids, key=lambda dialogue: (position.get(dialogue, len(position)), dialogue))
 
 
 def reference_split_dialogue_ids(
@@ -334,7 +357,7 @@ def iemocap_release_fingerprint(raw_dir: str | os.PathLike) -> str:
         for folder in (session_dir / "dialog" / "EmoEvaluation", session_dir / "dialog" / "transcriptions"):
             tables += sorted(path for path in folder.glob("*.txt") if path.is_file())
         media_dirs += [session_dir / "sentences" / "wav", session_dir / "dialog" / "avi" / "DivX"]
-    return release_fingerprint(tables, media_dirs)
+    return release_fingerprint(tables, media_dirs, builder_files=(__file__, iemocap_files.__file__))
 
 
 def iemocap_features() -> datasets.Features:
@@ -351,7 +374,7 @@ class IEMOCAPConfig(datasets.BuilderConfig):
         validation_split: ``"random"`` holds out a seeded ``validation_fraction`` of the session 1-4
             dialogues; ``"reference"`` holds out the fixed 12 dialogues of TelME's and MAGTKD's code
             (:func:`reference_validation_dialogues`), where ``validation_fraction`` and ``seed`` do not
-            apply. The reference config is named ``REFERENCE_CONFIG_NAME``, so the two never share a cache.
+            apply, and orders the test dialogues as their CSVs do (:func:`reference_test_order`). The reference config is named ``REFERENCE_CONFIG_NAME``, so the two never share a cache.
         validation_fraction: share of the session 1-4 dialogues held out for validation (random split).
         seed: seed of the validation draw (random split).
         check_media: probe each wav and each dialogue avi (first frame only) so ``has_audio`` and
@@ -428,6 +451,8 @@ class IEMOCAPBuilder(datasets.GeneratorBasedBuilder):
             )
         by_id = {dialogue.dialogue_id: dialogue for dialogue in dialogues}
         test = [dialogue for dialogue in dialogues if dialogue.session in TEST_SESSIONS]
+        if self.config.validation_split == "reference":  # the authors' split, in their order
+            test = [by_id[i] for i in in_reference_test_order([dialogue.dialogue_id for dialogue in test])]
         if not test:
             logger.warning("IEMOCAP: no Session5 dialogues in %s, the test split is empty.", self.config.data_dir)
         splits = {

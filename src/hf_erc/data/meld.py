@@ -347,7 +347,7 @@ def _release_fingerprint(raw_dir: str) -> str:
     media folders' listings."""
     tables = [os.path.join(raw_dir, csv_name) for csv_name, _ in MELD_SPLIT_FILES.values()]
     media_dirs = [find_media_folder(raw_dir, media_name) for _, media_name in MELD_SPLIT_FILES.values()]
-    return release_fingerprint(tables, [folder for folder in media_dirs if folder is not None])
+    return release_fingerprint(tables, [folder for folder in media_dirs if folder is not None], builder_files=(__file__,))
 
 
 def build_meld(

@@ -84,10 +84,10 @@ def test_predict_command(text_only_checkpoint, capsys):
 @pytest.mark.slow
 def test_quickstart_on_real_meld(meld_csv_dir, tmp_path, capsys):
     """The README's main job, shortened (MiniLM fine-tuned on the first 80 training dialogues, chosen on the first
-    20 validation dialogues, SDT for 1 epoch), on the real MELD CSVs: the whole test split."""
+    20 validation dialogues, SDT for 1 epoch, tested on the first 60 test dialogues), on the real MELD CSVs."""
     from tests.utils.meld_files import write_meld_subset
 
-    meld = write_meld_subset(meld_csv_dir, tmp_path / "meld", {"train_sent_emo.csv": 80, "dev_sent_emo.csv": 20, "test_sent_emo.csv": 10**4})
+    meld = write_meld_subset(meld_csv_dir, tmp_path / "meld", {"train_sent_emo.csv": 80, "dev_sent_emo.csv": 20, "test_sent_emo.csv": 60})
     test_metrics = run_quickstart(str(meld), str(tmp_path), epochs=1, train_overrides={"disable_tqdm": True})
     output = capsys.readouterr().out
     last_line = output.strip().splitlines()[-1]
@@ -99,7 +99,7 @@ def test_quickstart_on_real_meld(meld_csv_dir, tmp_path, capsys):
     assert "max |logits difference| vs. hf_erc = 0.00e+00" in output
     assert "transformers_modules" in output  # loaded through the checkpoint's own code
     results = json.loads((tmp_path / "sdt-meld-text" / "all_results.json").read_text())
-    assert results["test_num_utterances"] == 2610  # the whole real test split is evaluated
+    assert results["test_num_utterances"] == 537  # every utterance of the 60 real test dialogues
     assert 0.0 < test_metrics["weighted_f1"] <= 1.0
     checkpoint = tmp_path / "sdt-meld-text"
     assert (checkpoint / "model.safetensors").is_file() and (checkpoint / "modeling_sdt.py").is_file()
@@ -244,3 +244,37 @@ def test_a_meld_folder_the_user_names_is_the_one_used(meld_csv_dir, tmp_path, mo
     monkeypatch.setenv("HF_ERC_MELD_DIR", str(meld_csv_dir))
     assert find_meld_dir() == meld_csv_dir
     assert find_meld_dir(str(meld_csv_dir)) == meld_csv_dir
+
+
+def test_quickstart_on_an_iemocap_release(tmp_path, capsys):
+    """`hf-erc quickstart --dataset iemocap --data-dir IEMOCAP_full_release`, shortened (1 epoch), on a raw-layout
+    release: the authors' split is prepared once, MiniLM is fine-tuned on its training turns, text-only SDT trains on
+    the features, the checkpoint reloads without hf_erc, and the last line gives the IEMOCAP test scores."""
+    from hf_erc.cli import main
+    from hf_erc.labels import IEMOCAP_EMOTIONS
+    from tests.utils.iemocap_release import REFERENCE_VALIDATION, make_release, release_with
+
+    raw = make_release(tmp_path / "raw", release_with(REFERENCE_VALIDATION), media=False)
+    output = tmp_path / "out"
+    test_metrics = run_quickstart(
+        str(raw), str(output), epochs=1, dataset="iemocap", train_overrides={"disable_tqdm": True}
+    )
+    printed = capsys.readouterr().out
+    last_line = printed.strip().splitlines()[-1]
+    assert re.fullmatch(r"IEMOCAP test weighted F1 \d+\.\d\d, accuracy \d+\.\d\d", last_line), last_line
+    assert f"{100 * test_metrics['weighted_f1']:.2f}" in last_line and "logistic-regression floor" not in printed
+    assert "split as TelME's and MAGTKD's authors did" in printed
+    assert "max |logits difference| vs. hf_erc = 0.00e+00" in printed
+    results = json.loads((output / "sdt-iemocap-text" / "all_results.json").read_text())
+    assert results["test_num_utterances"] == 5  # session 5's labelled turns: 2 + 3
+    config = json.loads((output / "sdt-iemocap-text" / "config.json").read_text())
+    assert [config["id2label"][str(index)] for index in range(6)] == list(IEMOCAP_EMOTIONS)
+    validation = json.loads((output / "sdt-iemocap-text" / "all_results.json").read_text())["eval_num_utterances"]
+    assert validation == 2 * len(REFERENCE_VALIDATION)  # the authors' 12 validation dialogues
+    assert (output / "minilm-iemocap" / "fine_tuning.json").is_file()
+
+    # No IEMOCAP copy is searched for: the folder is named or it is an error naming what to pass.
+    assert main(["quickstart", "--dataset", "iemocap", "--output-dir", str(tmp_path / "none")]) != 0
+    assert "--dataset iemocap needs --data-dir" in capsys.readouterr().err
+    assert main(["quickstart", "--dataset", "iemocap", "--data-dir", str(tmp_path), "--output-dir", str(output)]) != 0
+    assert f"--data-dir {tmp_path} is neither IEMOCAP_full_release" in capsys.readouterr().err

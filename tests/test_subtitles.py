@@ -1,17 +1,23 @@
-"""Subtitle files (.srt, .vtt) read as conversations: cues, speakers, cleaning, encodings and every error."""
+"""Subtitle files (.srt, .vtt) read as conversations: cues, speakers, cleaning, encodings and every error; subtitles
+as broadcasters write them (dual-speaker cues, sound descriptions) and their flags reaching `hf-erc predict`."""
 
 from __future__ import annotations
 
 import ast
+import csv
+import json
 import re
 import sys
 from pathlib import Path
 
 import pytest
 
+from hf_erc.cli import main as cli_main
 from hf_erc.inference import subtitles
+from hf_erc.inference.conversations import read_conversation
 from hf_erc.inference.subtitles import Cue, SubtitleError, cues_to_conversation, parse_srt, parse_vtt, read_subtitles
-from tests.utils.subtitle_files import SCENE, srt_text, vtt_text, write_subtitles
+from hf_erc.inference.timeline import build_timeline_figure
+from tests.utils.subtitle_files import BROADCAST_SRT, BROADCAST_VTT, SCENE, srt_text, vtt_text, write_subtitles
 
 SPEAKERS_SRT = """1
 00:00:01,000 --> 00:00:02,500
@@ -107,7 +113,7 @@ def test_colons_that_are_not_speakers_stay_in_the_text(line):
 @pytest.mark.parametrize(
     "line, speaker, text",
     [
-        ("- RACHEL: Hi.\n- Hello.", "RACHEL", "Hi. Hello."),
+        ("- RACHEL: Hi, how are\nyou doing?", "RACHEL", "Hi, how are you doing?"),  # one dash line, wrapped
         ("-Man in Black: Stop.", "Man in Black", "Stop."),
         ("JOEY:\nHow you doin'?", "JOEY", "How you doin'?"),
         ("JOSÉ: Hola.", "JOSÉ", "Hola."),
@@ -306,3 +312,152 @@ def test_the_module_imports_only_the_standard_library():
     imported |= {node.module.split(".")[0] for node in nodes if isinstance(node, ast.ImportFrom) and node.level == 0}
     assert imported <= set(sys.stdlib_module_names), imported - set(sys.stdlib_module_names)
     assert not any(isinstance(node, ast.ImportFrom) and node.level for node in nodes)
+
+
+
+# --- Subtitles as broadcasters write them -----------------------------------------------------------------------
+# Worked out by hand from tests/utils/subtitle_files.py: (cue, start, end, speaker, text, line, flags).
+DOOR = "sound before (cue 1, line {line}): DOOR SLAMS"
+MUSIC = "sound after (cue 4, line {line}): ♪ music ♪"
+BROADCAST_CUES = [
+    (2, 1.0, 2.0, "JOEY", "Hey! You're back.", 5, (DOOR.format(line=1), "sound: laughs")),
+    (3, 2.0, 3.0, "unknown", "Did you get it?", 9, ()),  # a dash line naming nobody: not JOEY carried over
+    (3, 2.0, 3.0, "RACHEL", "Yes!", 9, ("sound: laughs", MUSIC.format(line=14))),  # the music-only cue 4
+    (5, 3.5, 4.5, "RACHEL", "I (really) mean it, it was a long day.", 18, ("sound: sighs",)),
+    (6, 4.5, 5.5, "RACHEL", "Let me sit down.", 24, ()),  # no dash: the speaker before goes on
+    (6, 4.5, 5.5, "ROSS", "Here.", 24, ()),
+    (7, 5.5, 6.0, "unknown", "Thanks.", 29, ()),
+    (7, 5.5, 6.0, "unknown", "Sure.", 29, ("sound: whispering",)),
+    (8, 6.0, 6.8, "unknown", "So, coffee?", 34, ()),  # carries the last speaker of cue 7: nobody named
+]
+
+
+def _rows(cues):
+    return [(c.index, c.start, c.end, c.speaker, c.text, c.line, c.flags) for c in cues]
+
+
+def test_a_broadcast_srt_file_gives_one_utterance_per_speaker_and_flags_its_sounds(tmp_path):
+    path = write_subtitles(tmp_path / "talk.srt", BROADCAST_SRT, encoding="utf-8-sig", newline="\r\n")
+    assert _rows(read_subtitles(path, video_duration=7.0)) == BROADCAST_CUES
+
+
+def test_the_same_scene_in_webvtt_takes_speakers_from_voices(tmp_path):
+    names = {"JOEY": "Joey", "RACHEL": "Rachel", "ROSS": "Ross"}
+    moved = {DOOR.format(line=1): DOOR.format(line=3), MUSIC.format(line=14): MUSIC.format(line=16)}
+    expected = [
+        (cue, start, end, names.get(speaker, speaker), text, line + 2, tuple(moved.get(f, f) for f in flags))
+        for cue, start, end, speaker, text, line, flags in BROADCAST_CUES
+    ]  # two lines further down (the header), speakers as the voices spell them
+    path = write_subtitles(tmp_path / "talk.vtt", BROADCAST_VTT, newline="\r\n")
+    assert _rows(read_subtitles(path)) == expected
+
+
+@pytest.mark.parametrize(
+    "lines, expected",
+    [
+        ("- Did you get it?\n- Yes!", [("unknown", "Did you get it?"), ("unknown", "Yes!")]),
+        ("\u2013 MONICA: Hi.\n\u2014 Hello.", [("MONICA", "Hi."), ("unknown", "Hello.")]),
+        ("-I told you\nI'd be late.\n-You did.", [("unknown", "I told you I'd be late."), ("unknown", "You did.")]),
+        ("I was saying\n- Stop.", [("JOEY", "I was saying"), ("unknown", "Stop.")]),
+        ("- Hello?", [("JOEY", "Hello?")]),  # one dash line alone: an ordinary cue
+        ("Hello,\n-- I said.", [("JOEY", "Hello, -- I said.")]),  # "--" is no dialogue dash
+        ("- (sighs)\n- What's wrong?", [("unknown", "What's wrong?", "sound: sighs")]),
+        ("- What's wrong?\n- (sighs)", [("unknown", "What's wrong?", "sound: sighs")]),
+    ],
+)
+def test_dual_speaker_cues_share_their_span(lines, expected):
+    text = f"00:00:01,000 --> 00:00:02,000\nJOEY: Hi.\n\n00:00:02,000 --> 00:00:03,500\n{lines}\n"
+    cues = parse_srt(text, "a.srt")[1:]
+    assert [(c.speaker, c.text, *c.flags) for c in cues] == expected
+    assert {(c.index, c.start, c.end, c.line) for c in cues} == {(2, 2.0, 3.5, 4)}
+
+
+def test_after_a_dual_cue_an_unnamed_cue_carries_its_last_speaker():
+    text = (
+        "00:00:01,000 --> 00:00:02,000\n- JOEY: Hi.\n- RACHEL: Hello.\n\n"
+        "00:00:02,000 --> 00:00:03,000\nHow are you?\n\n"
+        "00:00:03,000 --> 00:00:04,000\n- Fine.\n- ROSS: Good.\n\n"
+        "00:00:04,000 --> 00:00:05,000\n- Me too.\n- Great.\n\n"
+        "00:00:05,000 --> 00:00:06,000\nWho said that?\n"
+    )
+    assert [c.speaker for c in parse_srt(text, "a.srt")] == [
+        "JOEY", "RACHEL", "RACHEL", "unknown", "ROSS", "unknown", "unknown", "unknown"
+    ]  # fmt: skip
+
+
+def test_a_named_cue_of_sounds_only_flags_its_neighbour_and_carries_its_speaker():
+    text = (
+        "00:00:01,000 --> 00:00:02,000\nROSS: Hi.\n\n00:00:02,000 --> 00:00:03,000\nJOEY: (sighs)\n\n"
+        "00:00:03,000 --> 00:00:04,000\nI'm tired.\n\n00:00:04,000 --> 00:00:05,000\n- ROSS: Why?\n- MONICA: [groans]\n"
+    )
+    assert [(c.speaker, c.text, c.flags) for c in parse_srt(text, "a.srt")] == [
+        ("ROSS", "Hi.", ("sound after (cue 2, line 4): sighs (JOEY)",)),
+        ("JOEY", "I'm tired.", ()),
+        ("ROSS", "Why?", ("sound: groans (MONICA)",)),
+    ]
+
+
+def test_overlapping_different_cues_are_still_an_error_after_a_dual_cue():
+    text = "00:00:01,000 --> 00:00:03,000\n- A.\n- B.\n\n00:00:02,000 --> 00:00:04,000\nC.\n"
+    message = _error(text)
+    assert message.startswith("talk.srt: cue 2 (line 5): starts at 00:00:02.000, while cue 1 (line 1) lasts until")
+    assert "two speakers in one cue go on dash lines" in message
+
+
+@pytest.mark.parametrize(
+    "line, text, sounds",
+    [
+        ("[laughs] Over here.", "Over here.", ["laughs"]),
+        ("Did you get it? [laughs] Yes!", "Did you get it? Yes!", ["laughs"]),
+        ("It was great. (CHUCKLES)", "It was great.", ["CHUCKLES"]),
+        ("<i>(whispering)</i> (to Ross) Come here.", "Come here.", ["whispering", "to Ross"]),
+        ("[Music] ♪ Hello, it's me ♪ Stop singing!", "Stop singing!", ["Music", "♪ Hello, it's me ♪"]),
+        ("♫ la la la", "", ["♫ la la la"]),
+        ("I (really) mean it.", "I (really) mean it.", []),  # in mid-sentence: speech
+        ("Oh (sighs) fine.", "Oh (sighs) fine.", []),
+        ("(Mr. Geller) is here.", "(Mr. Geller) is here.", []),  # sentence punctuation inside: speech
+        ("Wait [what?] no.", "Wait [what?] no.", []),
+        (f"[{'a' * 51}] Hi.", f"[{'a' * 51}] Hi.", []),  # longer than a description
+        ("The list is [] empty", "The list is [] empty", []),
+    ],
+)
+def test_sound_descriptions_of_the_sdh_shape_leave_the_text(line, text, sounds):
+    cues = parse_srt(f"00:00:01,000 --> 00:00:02,000\n{line}\n\n00:00:03,000 --> 00:00:04,000\nNext.\n", "a.srt")
+    flags = tuple(f"sound: {sound}" for sound in sounds)
+    if text:
+        assert (cues[0].text, cues[0].flags) == (text, flags)
+    else:  # nothing but sounds: reported on the next utterance, the cue's number and line given
+        assert [(c.text, c.flags) for c in cues] == [("Next.", ("sound before (cue 1, line 1): ♫ la la la",))]
+
+
+def test_a_file_of_sound_descriptions_only_is_an_error():
+    message = _error("00:00:01,000 --> 00:00:02,000\n[Music]\n\n00:00:03,000 --> 00:00:04,000\n<i></i>\n")
+    assert message == (
+        "talk.srt: all 2 cues are empty or hold only sound descriptions (like cue 1, line 1) once formatting is "
+        "removed: no speech to label."
+    )
+
+
+def test_flags_go_through_conversations_and_back():
+    cues = parse_srt(BROADCAST_SRT, "talk.srt")
+    conversation = cues_to_conversation(cues)
+    assert conversation["utterances"][1] == {"speaker": "unknown", "text": "Did you get it?", "start": 2.0, "end": 3.0}
+    assert conversation["utterances"][3]["flags"] == ["sound: sighs"]
+    assert [u.flags for u in read_conversation(conversation)] == [list(c.flags) for c in cues]
+    with pytest.raises(ValueError, match="utterance 0: 'flags' must be a list of strings, got 'sound: x'"):
+        read_conversation([{"speaker": "A", "text": "hi", "flags": "sound: x"}])
+
+
+def test_predict_reports_dual_cues_and_sounds_in_json_csv_and_timeline(text_only_checkpoint, talk, tmp_path, capsys):
+    subtitles = write_subtitles(tmp_path / "talk.srt", BROADCAST_SRT, newline="\r\n")
+    arguments = ["predict", "--model", str(text_only_checkpoint), "--video", str(talk / "talk.mp4")]
+    arguments += ["--subtitles", str(subtitles), "--json", "--csv", str(tmp_path / "cues.csv"), "--device", "cpu"]
+    assert cli_main(arguments) == 0
+    rows = json.loads(capsys.readouterr().out)
+    expected = [(speaker, text, start, end, list(flags)) for _, start, end, speaker, text, _, flags in BROADCAST_CUES]
+    assert [(r["speaker"], r["text"], r["start"], r["end"], r.get("flags", [])) for r in rows] == expected
+    assert (rows[1]["start"], rows[1]["end"]) == (rows[2]["start"], rows[2]["end"]) == (2.0, 3.0)
+    with open(tmp_path / "cues.csv", newline="", encoding="utf-8") as file:
+        assert [line["flags"] for line in csv.DictReader(file)] == ["; ".join(flags) for *_, flags in expected]
+    ax = build_timeline_figure(rows).axes[0]
+    assert [bool(band.get_hatch()) for band in ax.patches] == [bool(flags) for *_, flags in expected]

@@ -139,6 +139,9 @@ def test_dialogue_collator_options(utterances):
     vocab = {"Ross": 0, "Rachel": 1, "Joey": 2, "Chandler": 3, "Monica": 4}
     with pytest.raises(DataFormatError, match=r"dialogue d3, turn 0: speaker 'Phoebe' is not in speaker_vocab"):
         DialogueCollator(speaker_vocab=vocab)(rows)
+    # The error names the setting and the values that give unknown speakers a row of their own.
+    with pytest.raises(DataFormatError, match=r"config_overrides: \{num_speakers: 8, unknown_speaker_id: 7\}"):
+        DialogueCollator(speaker_vocab=vocab, num_speakers=7)(rows)
     batch = DialogueCollator(speaker_vocab=vocab, unknown_speaker_id=5)(rows)
     assert batch["speaker_ids"][:, 0].tolist() == [0, 2, 5]
     with pytest.raises(ValueError, match="do not fit num_speakers=3"):

@@ -9,8 +9,10 @@ from hf_erc.data.media import (
     DEFAULT_SAMPLING_RATE,
     MediaDecodeError,
     decode_audio,
+    decode_frames_at,
     decode_video_frames,
     probe_media,
+    video_frame_rate,
 )
 from tests.utils.media_fixtures import AMPLITUDE, frame_index, write_avi, write_corrupt, write_mp4, write_wav
 
@@ -131,6 +133,20 @@ def test_video_segment_by_start_end(tmp_path):
     assert frame_indices(tail) == [31, 35, 39]
     head = decode_video_frames(path, num_frames=2, size=(16, 16), end=0.5)
     assert frame_indices(head) == [0, 4]
+
+
+def test_frames_at_positions_of_the_recording(tmp_path):
+    """Frames picked by their position in a recording (the authors' IEMOCAP loop numbers them from its first frame);
+    past its end the last frame found repeats."""
+    path = write_avi(tmp_path / "dialogue.avi", seconds=4.0, fps=10)  # frames 0..39
+    assert video_frame_rate(path) == 10.0
+    assert frame_indices(decode_frames_at(path, [2, 5, 8], size=(16, 16))) == [2, 5, 8]
+    assert frame_indices(decode_frames_at(path, [21, 30], size=(16, 16))) == [21, 30]  # after a seek
+    assert frame_indices(decode_frames_at(path, [36, 39, 42, 45], size=(16, 16))) == [36, 39, 39, 39]
+    with pytest.raises(MediaDecodeError, match="no video frame at positions 50-60"):
+        decode_frames_at(path, [50, 60], size=(16, 16))
+    with pytest.raises(ValueError, match="increasing positions"):
+        decode_frames_at(path, [5, 2])
 
 
 def test_video_segment_with_h264_seek(tmp_path):

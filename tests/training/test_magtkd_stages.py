@@ -12,8 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from transformers import AutoModel
 
+import hf_erc
 import hf_erc.models  # noqa: F401  (registers the Auto classes)
+from hf_erc.data.collators import DialogueCollator
+from hf_erc.data.errors import DataFormatError
 from hf_erc.data.media import decode_audio
 from hf_erc.inference.checkpoints import load_checkpoint_processor
 from hf_erc.models import MAGTKDAudioModel, MAGTKDProcessor, MAGTKDTextModel, MAGTKDVideoModel
@@ -53,9 +57,8 @@ KD_FIELDS = {
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     root = tmp_path_factory.mktemp("magtkd")
-    patch = media_workspace(root, train_dialogues=6, eval_dialogues=2)
-    yield root
-    patch.undo()
+    media_workspace(root, train_dialogues=6, eval_dialogues=2)
+    return root
 
 
 def write_config(path, workspace, output_dir, **fields):
@@ -275,3 +278,82 @@ def test_shipped_configs_parse_to_a_registered_stage(dataset, stage):
         expected_lr = 5e-6 if (dataset, stage) == ("iemocap", "audio") else 1e-5
         assert (training_args.learning_rate, training_args.weight_decay) == (expected_lr, 0.01)
         assert training_args.per_device_train_batch_size == 4 and training_args.num_train_epochs == 10
+
+
+# --- speakers the MELD preset does not know -----------------------------------------------------------------
+NEW_SPEAKERS = ("Ross", "Rachel", "Ann", "Zed")  # two of MELD's characters and two names its 304-name table lacks
+
+
+@pytest.fixture(scope="module")
+def new_speakers_workspace(tmp_path_factory):
+    """MELD-layout data whose speakers mix MELD's characters with new names."""
+    root = tmp_path_factory.mktemp("magtkd_new_speakers")
+    media_workspace(root, train_dialogues=4, eval_dialogues=2, speakers=NEW_SPEAKERS)
+    return root
+
+
+@pytest.fixture(scope="module")
+def new_speakers_text_dir(new_speakers_workspace):
+    """The text stage with the authors' MELD preprocessing: speakers numbered by the 304-name table."""
+    return train(
+        new_speakers_workspace, "text", stage="text", modalities=["text"], preprocessing="reference", num_train_epochs=1
+    )
+
+
+def test_text_stage_trains_and_serves_speakers_its_preset_lacks(new_speakers_text_dir):
+    assert read_json(new_speakers_text_dir / "train_results.json")["train_loss"] > 0
+    processor = load_checkpoint_processor(new_speakers_text_dir)
+    assert processor.speaker_numbering == "vocabulary" and len(processor.speaker_vocab) == 304
+    # Ross keeps the table's marker (id 6); names it lacks are numbered after it, in order of appearance.
+    prompt = processor.render_prompt(["Ross", "Ann"], ["so calm", "wow"], "Bea", "i am scared")
+    assert prompt.startswith("<s7> so calm <s305> wow <s306> i am scared") and prompt.endswith("Now<s306> feels")
+
+    conversation = [
+        {"speaker": "Ann", "text": "i am so calm"},
+        {"speaker": "Bea", "text": "wow really"},  # in neither the table nor the training data
+        {"speaker": "Ross", "text": "you ok scared"},
+    ]
+    rows = hf_erc.pipeline(str(new_speakers_text_dir))(conversation)
+    assert [row["speaker"] for row in rows] == ["Ann", "Bea", "Ross"]
+    assert all(row["emotion"] in ("neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger") for row in rows)
+
+
+def test_fusion_trains_and_serves_speakers_its_preset_lacks_with_unknown_speaker_id(
+    new_speakers_workspace, new_speakers_text_dir
+):
+    fusion = {
+        "stage": "fusion",
+        "modalities": ["text"],
+        "preprocessing": "reference",  # the text stage's
+        "teacher_model_name_or_path": str(new_speakers_text_dir),
+        "per_device_train_batch_size": 2,
+        "num_train_epochs": 2,
+        "learning_rate": 1e-3,
+        "weight_decay": 1e-6,
+    }
+    # The preset's default, as the authors: a name outside the table stops training, naming the setting to use.
+    with pytest.raises(DataFormatError, match=r"is not in speaker_vocab.*unknown_speaker_id") as error:
+        train(new_speakers_workspace, "fusion-default", config_overrides=TINY_FUSION_CONFIG, **fusion)
+    assert "config_overrides: {num_speakers: 305, unknown_speaker_id: 304}" in str(error.value)
+
+    # The setting from the YAML file: unknown names share a speaker row of their own.
+    overrides = {**TINY_FUSION_CONFIG, "num_speakers": 305, "unknown_speaker_id": 304}
+    output_dir = train(new_speakers_workspace, "fusion", config_overrides=overrides, **fusion)
+    assert read_json(output_dir / "train_results.json")["train_dialogues"] == 4
+    config = read_json(output_dir / "config.json")
+    assert (config["num_speakers"], config["unknown_speaker_id"]) == (305, 304)
+
+    # Served from the checkpoint alone: its configuration gives a new speaker the id training gave Ann and Zed.
+    model = AutoModel.from_pretrained(output_dir).eval()
+    collator = DialogueCollator(
+        speaker_vocab=model.config.speaker_vocab,
+        unknown_speaker_id=model.config.unknown_speaker_id,
+        num_speakers=model.config.num_speakers,
+        label_column=None,
+    )
+    dialogue = {"speaker": ["Bea", "Ross", "Ann"], "text_features": [[0.5] * HIDDEN] * 3}
+    batch = collator([dialogue])
+    assert batch["speaker_ids"].tolist() == [[304, model.config.speaker_vocab["Ross"], 304]]
+    with torch.no_grad():
+        logits = model(**batch).logits
+    assert logits.shape == (1, 3, 7) and torch.isfinite(logits).all()

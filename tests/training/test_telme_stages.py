@@ -31,9 +31,8 @@ from tests.utils.training import (
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     root = tmp_path_factory.mktemp("telme")
-    patch = media_workspace(root, train_dialogues=8, eval_dialogues=3)
-    yield root
-    patch.undo()
+    media_workspace(root, train_dialogues=8, eval_dialogues=3)
+    return root
 
 
 def write_config(path, workspace, output_dir, **fields):

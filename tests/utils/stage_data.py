@@ -1,9 +1,7 @@
 """Tiny MELD-like data with real media files for the stage tests: the word and the audio pitch of each
 utterance follow its emotion, so a few epochs learn something."""
 
-import datasets
 import numpy as np
-import pytest
 from datasets import Dataset, DatasetDict
 
 from hf_erc.data.contract import contract_features
@@ -51,8 +49,12 @@ def write_tokenizer(path):
     return path
 
 
-def media_split(directory, num_dialogues, seed, split):
-    """MELD-like utterance rows whose word and audio pitch follow the emotion; one mp4 per utterance."""
+SPEAKERS = ("Ross", "Rachel", "Joey")
+
+
+def media_split(directory, num_dialogues, seed, split, speakers=SPEAKERS):
+    """MELD-like utterance rows whose word and audio pitch follow the emotion, spoken by ``speakers``; one mp4 per
+    utterance."""
     generator = np.random.default_rng(seed)
     features = contract_features("meld", with_sentiment=False)
     rows = {name: [] for name in features}
@@ -70,7 +72,7 @@ def media_split(directory, num_dialogues, seed, split):
             filler = " ".join(generator.choice(["i", "am", "so", "really", "you", "ok"], size=2))
             rows["dialogue_id"].append(f"{split}{dialogue}")
             rows["turn"].append(turn)
-            rows["speaker"].append(str(generator.choice(["Ross", "Rachel", "Joey"])))
+            rows["speaker"].append(str(generator.choice(list(speakers))))
             rows["text"].append(f"{filler} {WORDS[emotion]}")
             rows["emotion"].append(emotion)
             rows["audio_path"].append(path)
@@ -83,21 +85,15 @@ def media_split(directory, num_dialogues, seed, split):
 
 
 
-def media_workspace(root, train_dialogues, eval_dialogues):
-    """`root/data` (a prepared dataset whose train/validation/test splits have media files in `root/media`) and
-    `root/tokenizer`; returns a MonkeyPatch holding a private datasets cache, to `undo()` when done.
-
-    The private cache matters: the shared one can hand back the Parquet files of an earlier run's folder (same
-    names and sizes), whose media paths point into that run's (deleted) temporary folder.
-    """
+def media_workspace(root, train_dialogues, eval_dialogues, speakers=SPEAKERS):
+    """Write `root/data` (a prepared dataset whose train/validation/test splits have media files in `root/media`,
+    spoken by `speakers`) and `root/tokenizer`. The stages read `root/data` straight from its Parquet shards, and `datasets.load_dataset` keys
+    such a folder on its files' paths and times, so no earlier run's folder of that name comes back in its place
+    (tests/data/test_prepare.py::test_reprepared_folder_is_never_read_from_a_stale_cache)."""
     media = root / "media"
     media.mkdir()
-    splits = {"train": media_split(media, train_dialogues, 0, "train")}
-    splits["validation"] = media_split(media, eval_dialogues, 1, "validation")
-    splits["test"] = media_split(media, eval_dialogues, 2, "test")
+    splits = {"train": media_split(media, train_dialogues, 0, "train", speakers)}
+    splits["validation"] = media_split(media, eval_dialogues, 1, "validation", speakers)
+    splits["test"] = media_split(media, eval_dialogues, 2, "test", speakers)
     save_parquet_repo(DatasetDict(splits), root / "data", "# Tiny MELD-like data with media, for tests\n")
     write_tokenizer(root / "tokenizer")
-    patch = pytest.MonkeyPatch()
-    patch.setenv("HF_DATASETS_CACHE", str(root / "datasets_cache"))
-    patch.setattr(datasets.config, "HF_DATASETS_CACHE", root / "datasets_cache")
-    return patch

@@ -1,4 +1,5 @@
-"""Tiny subtitle files for tests: a writer of ``.srt``/``.vtt`` text and a short two-speaker scene.
+"""Tiny subtitle files for tests: a writer of ``.srt``/``.vtt`` text, a short two-speaker scene, and a scene
+written as broadcast (SDH) subtitles are, in SubRip and in WebVTT.
 
 Shared by ``tests/test_subtitles.py`` and any test of ``hf-erc predict --subtitles``.
 """
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["SCENE", "srt_text", "vtt_text", "write_subtitles"]
+__all__ = ["BROADCAST_SRT", "BROADCAST_VTT", "SCENE", "srt_text", "vtt_text", "write_subtitles"]
 
 # (start, end, speaker or None, text): the second cue carries the first speaker on.
 SCENE = [
@@ -46,3 +47,87 @@ def write_subtitles(path, text: str, encoding: str = "utf-8", newline: str = "\n
     path = Path(path)
     path.write_bytes(text.replace("\n", newline).encode(encoding))
     return path
+
+
+# A scene written the way broadcast subtitles for the deaf and hard of hearing are (all inside the 7 s of the tests'
+# talk.mp4): numbered cues, {\an8} positioning, italics, a sound-only first cue, [laughs] inside a line, two speakers
+# on dash lines with NAME: on one of them, a cue of music only, a (sighs) line above a wrapped line with real-speech
+# parentheses, the "first speaker goes on, second answers" form, and an un-named cue after a dual one.
+BROADCAST_SRT = """1
+00:00:00,500 --> 00:00:01,000
+{\\an8}<i>[DOOR SLAMS]</i>
+
+2
+00:00:01,000 --> 00:00:02,000
+JOEY: <i>Hey!</i> [laughs] You're back.
+
+3
+00:00:02,000 --> 00:00:03,000
+- Did you get it?
+- RACHEL: Yes! <i>(laughs)</i>
+
+4
+00:00:03,000 --> 00:00:03,500
+♪ music ♪
+
+5
+00:00:03,500 --> 00:00:04,500
+(sighs)
+I (really) mean it, it was
+a long day.
+
+6
+00:00:04,500 --> 00:00:05,500
+Let me sit down.
+- ROSS: Here.
+
+7
+00:00:05,500 --> 00:00:06,000
+{\\an8}- Thanks.
+- [whispering] Sure.
+
+8
+00:00:06,000 --> 00:00:06,800
+So, coffee?
+"""
+
+# The same scene in WebVTT: <v NAME> voices instead of NAME:, cue 6's two speakers told apart by their voices.
+BROADCAST_VTT = """WEBVTT
+
+1
+00:00:00.500 --> 00:00:01.000 line:0
+<i>[DOOR SLAMS]</i>
+
+2
+00:00:01.000 --> 00:00:02.000
+<v Joey><i>Hey!</i> [laughs] You're back.</v>
+
+3
+00:00:02.000 --> 00:00:03.000
+- Did you get it?
+<v Rachel>- Yes! <i>(laughs)</i></v>
+
+4
+00:00:03.000 --> 00:00:03.500
+♪ music ♪
+
+5
+00:00:03.500 --> 00:00:04.500
+(sighs)
+I (really) mean it, it was
+a long day.
+
+6
+00:00:04.500 --> 00:00:05.500
+<v Rachel>Let me sit down.</v>
+<v Ross>Here.</v>
+
+7
+00:00:05.500 --> 00:00:06.000
+- Thanks.
+- [whispering] Sure.
+
+8
+00:00:06.000 --> 00:00:06.800
+So, coffee?
+"""

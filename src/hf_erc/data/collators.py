@@ -13,7 +13,15 @@ import numpy as np
 import torch
 
 from .errors import DataFormatError
-from .media import MediaDecodeError, decode_audio, decode_video_frames, probe_media, resized_frame_size
+from .media import (
+    MediaDecodeError,
+    decode_audio,
+    decode_frames_at,
+    decode_video_frames,
+    probe_media,
+    resized_frame_size,
+    video_frame_rate,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +29,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "MODALITIES",
     "TELME_SPEAKER_TOKENS",
+    "BlankModalities",
     "DialogueCollator",
     "MediaCollator",
     "PromptCollator",
@@ -78,8 +87,9 @@ class DialogueCollator:
         speaker_vocab: speaker name -> id (IEMOCAP ``{"M": 0, "F": 1}``, MAGTKD's 304 MELD names,
             :func:`hf_erc.data.feature_files.feature_file_speaker_vocab`). Without it, speakers are
             numbered by first appearance within each dialogue.
-        unknown_speaker_id: id of names missing from ``speaker_vocab``; when ``None`` (default) an
-            unknown name is an error naming the dialogue and turn.
+        unknown_speaker_id: id of names missing from ``speaker_vocab`` (a model's ``config.unknown_speaker_id``,
+            e.g. MAGTKD's); when ``None`` (default) an unknown name is an error naming the dialogue, the turn and
+            this setting.
         num_speakers: size of the model's speaker table. First-appearance ids are clamped to
             ``num_speakers - 1`` (SDT on MELD: 9, so the 10th speaker on shares the last id); vocabulary
             ids must be below it.
@@ -201,9 +211,13 @@ class DialogueCollator:
         if unknown.size:
             if self.unknown_speaker_id is None:
                 position = int(unknown[0])
+                size = self.num_speakers if self.num_speakers is not None else max(self.speaker_vocab.values()) + 1
                 raise DataFormatError(
                     f"dialogue {name}, turn {self._turn(row, position)}: speaker {speakers[position]!r} is not in "
-                    "speaker_vocab; add it or set unknown_speaker_id."
+                    f"speaker_vocab ({len(self.speaker_vocab)} names). Set unknown_speaker_id, the speaker id of the "
+                    "names it lacks: for a model, its configuration field, e.g. in a training YAML `config_overrides: "
+                    f"{{num_speakers: {size + 1}, unknown_speaker_id: {size}}}` (an embedding row of their own); or "
+                    "add the name to speaker_vocab."
                 )
             ids[unknown] = self.unknown_speaker_id
         return ids
@@ -312,8 +326,11 @@ class MediaCollator:
         path, start, end = row["media_path"], row["media_start"], row["media_end"]
         if self.modality == "audio":
             return decode_audio(path, self.processor.audio_sampling_rate, start, end)
-        start, end = self.processor.video_segment(start, end)
         size = resized_frame_size(path, self.processor.image_processor.crop_size["height"])
+        if self.processor.reads_recording_frames(start, end):
+            # The frames by their positions in the dialogue recording (the authors' OpenCV arithmetic).
+            return decode_frames_at(path, self.processor.recording_frame_indices(start, end, video_frame_rate(path)), size)
+        start, end = self.processor.video_segment(start, end)
         # The processor's own frame choice over the whole clip: what it picks when served the clip's frames.
         return decode_video_frames(
             path, self.processor.num_frames, size, start, end, frame_indices=self.processor.frame_indices
@@ -400,4 +417,39 @@ class UtteranceEmbeddingCollator:
         batch["modality_mask"] = modality_mask
         if self.label_column in rows[0]:
             batch["labels"] = torch.from_numpy(_label_ids([row[self.label_column] for row in rows]))
+        return batch
+
+
+@dataclass
+class BlankModalities:
+    """A collator whose batches hide ``modalities`` from the model the way a missing clip does: their channel of
+    ``modality_mask`` is False for every utterance and their ``<modality>_features``/``<modality>_embeddings`` are
+    zeros. An ablation at evaluation time (``--blank_modalities``): what a trained fused model scores without one of
+    its inputs. Every fused model reads ``modality_mask`` (SDT, CMATH and MAGTKD's fusion per turn, TelME's per
+    utterance), so nothing but the mask and the values changes; batches without a ``modality_mask`` (single-modality
+    stage models) are an error.
+    """
+
+    collator: Any
+    modalities: Sequence[str]
+
+    def __post_init__(self):
+        unknown = [name for name in self.modalities if name not in MODALITIES]
+        if unknown:
+            raise ValueError(f"BlankModalities: {unknown} are not modalities; expected a subset of {MODALITIES}.")
+
+    def __call__(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
+        batch = self.collator(rows)
+        if batch.get("modality_mask") is None:
+            raise DataFormatError(
+                f"cannot blank {list(self.modalities)}: the batches of this model have no modality_mask (only models "
+                "that read several modalities, e.g. a fusion, SDT or CMATH, can have one blanked)."
+            )
+        modality_mask = batch["modality_mask"].clone()
+        for modality in self.modalities:
+            modality_mask[..., MODALITIES.index(modality)] = False
+            for key in (f"{modality}_features", f"{modality}_embeddings"):
+                if key in batch:
+                    batch[key] = torch.zeros_like(batch[key])
+        batch["modality_mask"] = modality_mask
         return batch

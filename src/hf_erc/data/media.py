@@ -191,6 +191,53 @@ def decode_video_frames(
     return np.stack([frames[index] for index in indices])
 
 
+def video_frame_rate(path: str | os.PathLike) -> float:
+    """Frames per second of ``path``'s video stream as its container states it (what OpenCV's ``CAP_PROP_FPS``
+    reports, which the authors' frame arithmetic uses)."""
+    with _decoding(path, "video") as (_, stream):
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    if not rate:
+        raise MediaDecodeError(path, "the video stream states no frame rate")
+    return float(rate)
+
+
+def decode_frames_at(
+    path: str | os.PathLike, indices, size: tuple[int, int] | None = (224, 224)
+) -> np.ndarray:
+    """RGB frames (uint8, ``[len(indices), height, width, 3]``) at ``indices``, increasing positions (0-based) in the
+    recording, as a loop reading it from its first frame numbers them.
+
+    A position past the recording's last frame gets the last frame found before it (so a window the recording ends
+    inside repeats its last frame, as the authors' loop does); no frame at all is a :class:`MediaDecodeError`.
+    """
+    indices = [int(index) for index in indices]
+    if not indices or indices != sorted(indices) or indices[0] < 0:
+        raise ValueError(f"indices must be increasing positions >= 0, got {indices}")
+    wanted = set(indices)
+    found = {}
+    with _decoding(path, "video") as (container, stream):
+        rate = float(stream.average_rate or stream.guessed_rate or stream.base_rate or 0) or None
+        origin = float(stream.start_time * stream.time_base) if stream.start_time and stream.time_base else 0.0
+        if rate and stream.time_base and indices[0] / rate > 1.0:
+            # Seek to a key frame a second before the first wanted frame, so a turn late in a long recording is not
+            # decoded from its start; positions then come from the frames' times.
+            container.seek(int((indices[0] / rate - 1.0 + origin) / stream.time_base), stream=stream, backward=True)
+        for count, frame in enumerate(container.decode(stream)):
+            position = count if frame.time is None or not rate else round((frame.time - origin) * rate)
+            if position > indices[-1]:
+                break
+            if position in wanted:
+                height, width = size if size is not None else (frame.height, frame.width)
+                found[position] = frame.to_ndarray(format="rgb24", width=width, height=height)
+    if not found:
+        raise MediaDecodeError(path, f"no video frame at positions {indices[0]}-{indices[-1]} (the recording ends before)")
+    frames, last = [], found[min(found)]
+    for index in indices:
+        last = found.get(index, last)
+        frames.append(last)
+    return np.stack(frames)
+
+
 def resized_frame_size(path: str | os.PathLike, shortest_edge: int) -> tuple[int, int]:
     """``(height, width)`` of the clip's frames resized to ``shortest_edge`` on their shorter side, aspect kept
     (an image processor then centre-crops, as TelME's reference does after resizing)."""

@@ -1,6 +1,7 @@
 """Conversations to label: from JSON (utterances naming their own media files) or from a recording and its
-subtitles (every cue an utterance, its audio and frames cut from the recording by the cue's times), or, without
-subtitles, from the speech an ASR model recognises in the recording (:mod:`hf_erc.inference.asr`)."""
+subtitles (every cue an utterance, a dual-speaker cue one per speaker, its audio and frames cut from the recording
+by the cue's times; sound descriptions become the utterance's ``flags``), or, without subtitles, from the speech an
+ASR model recognises in the recording (:mod:`hf_erc.inference.asr`)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ class Utterance:
     end: float | None = None
     # Why a modality is missing although the recording was given (e.g. the video has no audio stream).
     missing: dict[str, str] = field(default_factory=dict)
+    # What its source said besides the text (subtitles' "sound: laughs"): passed on to the result's flags.
+    flags: list[str] = field(default_factory=list)
 
 
 def read_conversation(source: str | os.PathLike | dict | list) -> list[Utterance]:
@@ -72,7 +75,8 @@ def _read_json(path: Path):
 
 
 def _utterance(item, where: str) -> Utterance:
-    """One utterance dict, its fields checked: a string ``text``, a ``speaker`` name, media paths, times."""
+    """One utterance dict, its fields checked: a string ``text``, a ``speaker`` name, media paths, times and
+    optional ``flags`` (a list of strings, as :func:`hf_erc.inference.subtitles.cues_to_conversation` writes)."""
     if not isinstance(item, dict) or not isinstance(item.get("text"), str) or "speaker" not in item:
         raise ValueError(f"{where} needs a 'speaker' and a string 'text', got {_short(item)}.")
     speaker = item["speaker"]
@@ -89,7 +93,10 @@ def _utterance(item, where: str) -> Utterance:
             raise ValueError(f"{where} has '{name}' {_short(value)}: expected seconds, a number >= 0.")
     if None not in times and times[1] <= times[0]:
         raise ValueError(f"{where} ends at {times[1]} s, not after its start {times[0]} s.")
-    return Utterance(str(speaker), item["text"], item.get("audio"), item.get("video"), *times)
+    flags = item.get("flags") or []
+    if not isinstance(flags, list) or not all(isinstance(flag, str) for flag in flags):
+        raise ValueError(f"{where}: 'flags' must be a list of strings, got {_short(flags)}.")
+    return Utterance(str(speaker), item["text"], item.get("audio"), item.get("video"), *times, flags=list(flags))
 
 
 def _short(value, limit: int = 80) -> str:
@@ -123,8 +130,9 @@ def probe_recording(path: str | os.PathLike) -> Recording:
 
 
 def conversation_from_video(video: str | os.PathLike, subtitles: str | os.PathLike) -> list[Utterance]:
-    """Every subtitle cue of ``video`` as an utterance (speaker from ``NAME:`` or ``<v NAME>``), its audio and
-    frames cut from ``video`` by the cue's times."""
+    """Every subtitle cue of ``video`` as an utterance (speaker from ``NAME:`` or ``<v NAME>``; a dual-speaker cue
+    gives one per speaker, sharing the cue's times), its audio and frames cut from ``video`` by the cue's times and
+    its sound descriptions in ``flags`` (see :mod:`hf_erc.inference.subtitles`)."""
     recording = probe_recording(video)
     return utterances_from_cues(recording, read_subtitles(subtitles, video_duration=recording.duration))
 
@@ -150,7 +158,8 @@ def conversation_from_asr(
 
 def utterances_from_cues(recording: Recording, cues) -> list[Utterance]:
     """One utterance per timed cue (subtitle or recognised speech) of ``recording``, its audio and frames cut by the
-    cue's times; a stream the recording lacks is left out and the reason kept in ``missing``."""
+    cue's times and the cue's ``flags`` kept; a stream the recording lacks is left out and the reason kept in
+    ``missing``."""
     missing = {
         modality: f"{recording.path} has no {modality} stream that decodes"
         for modality, present in (("audio", recording.has_audio), ("video", recording.has_video))
@@ -165,6 +174,7 @@ def utterances_from_cues(recording: Recording, cues) -> list[Utterance]:
             cue.start,
             cue.end,
             dict(missing),
+            list(getattr(cue, "flags", ())),
         )
         for cue in cues
     ]

@@ -6,7 +6,8 @@ Feature-level checkpoints (SDT, CMATH) record in ``feature_encoders.json`` which
 training features; :class:`EmotionRecognitionPipeline` loads the same encoders, encodes the conversation, batches it
 with the training collator and runs the model. Utterance-level checkpoints saved with a processor (TelME, MAGTKD
 stage models) are served by :class:`ProcessorPipeline` through that processor. A medium that cannot be read leaves
-its modality masked, and the utterance's ``flags`` say so.
+its modality masked, and the utterance's ``flags`` say so; they also carry what the subtitles said besides speech
+(``sound: laughs``).
 
 Checkpoints load with hf_erc's own classes and safetensors weights only (:mod:`hf_erc.inference.checkpoints`): the code a
 checkpoint ships runs only with ``trust_remote_code=True``, for a model type that is not hf_erc's.
@@ -124,6 +125,9 @@ class _ConversationLabeller:
         return values, reasons
 
     def _row(self, utterance: Utterance, row: torch.Tensor, notes: list[str]) -> dict[str, Any]:
+        """One result row; its ``flags`` are the notes on unreadable media, then the utterance's own (e.g. the sound
+        descriptions taken out of a subtitle cue)."""
+        notes = [*notes, *utterance.flags]
         scores = {self.id2label[index]: float(value) for index, value in enumerate(row)}
         best = int(row.argmax())
         result = {
@@ -162,11 +166,16 @@ class EmotionRecognitionPipeline(_ConversationLabeller):
         if "text" not in modalities:
             raise ValueError("The checkpoint has no text encoder in feature_encoders.json; the pipeline needs one.")
         self.modalities = modalities
+        # A speaker the training vocabulary lacks gets the model's own unknown_speaker_id (MAGTKD's field) when it
+        # has one, as in training; otherwise speaker 0.
+        unknown_speaker_id = getattr(config, "unknown_speaker_id", None)
+        if unknown_speaker_id is None and getattr(config, "speaker_vocab", None):
+            unknown_speaker_id = 0
         self.collator = DialogueCollator(
             modalities=modalities,
             num_speakers=getattr(config, "num_speakers", None),
             speaker_vocab=getattr(config, "speaker_vocab", None),
-            unknown_speaker_id=0 if getattr(config, "speaker_vocab", None) else None,
+            unknown_speaker_id=unknown_speaker_id,
             label_column=None,
         )
         self.id2label = {int(key): value for key, value in config.id2label.items()}
@@ -299,6 +308,8 @@ class ProcessorPipeline(_ConversationLabeller):
             audio=media.get("audio"),
             videos=media.get("video"),
             sampling_rate=self.processor.audio_sampling_rate,
+            # The text model's context window, as its text stage trained it (None: every earlier turn).
+            max_context_turns=getattr(self.model.config, "text_max_context_turns", None),
         )
         if "input_values" in self.accepted and "input_ids" not in self.accepted and "audio_attention_mask" in inputs:
             inputs["attention_mask"] = inputs.pop("audio_attention_mask")  # an audio model reads its own mask

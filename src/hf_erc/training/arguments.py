@@ -163,6 +163,15 @@ class ERCDataArguments:
     max_context_turns: int | None = field(
         default=None, metadata={"help": "Text teachers: keep at most this many previous turns as context."}
     )
+    blank_modalities: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Evaluation-only ablation of a fused model (the fusions, SDT, CMATH): after the final test "
+            "evaluation, evaluate the test split again with each of these modalities blanked in turn, marked missing "
+            "for every utterance as a missing clip is (modality_mask False, features zero), and record the scores as "
+            "test_blank_<modality>_* metrics. Training and the choice of the best epoch see every modality."
+        },
+    )
     embedding_cache_dir: str | None = field(
         default=None,
         metadata={
@@ -180,6 +189,14 @@ class ERCDataArguments:
             raise ValueError(f"--modalities must be a non-empty subset of {list(MODALITIES)}, got {self.modalities}.")
         # Canonical order, so that configs and checkpoints agree whatever order the user wrote.
         self.modalities = [modality for modality in MODALITIES if modality in self.modalities]
+        if isinstance(self.blank_modalities, str):
+            self.blank_modalities = self.blank_modalities.split()
+        self.blank_modalities = list(self.blank_modalities or [])
+        not_read = [modality for modality in self.blank_modalities if modality not in self.modalities]
+        if not_read:
+            raise ValueError(
+                f"--blank_modalities {not_read}: the model does not read them (--modalities {self.modalities})."
+            )
         if self.max_turns is not None and self.max_turns < 1:
             raise ValueError(f"--max_turns must be at least 1, got {self.max_turns}.")
 

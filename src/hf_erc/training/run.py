@@ -31,11 +31,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from transformers import set_seed
 from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
 from transformers.training_args import ParallelMode
 from transformers.utils import logging
 
+from ..data.collators import BlankModalities
 from ..distributed import accelerator_available, end_process_group, launched_world_size
 from ..hub import HubUploadError
 from ..locking import OutputFolderInUseError, OutputFolderLock
@@ -143,7 +145,25 @@ def _set_up_stage(arguments: RunArguments) -> tuple[Stage, StageSetup]:
     ):
         # Rows of equal cost (fixed-size frames, cached embeddings): nothing to bucket.
         training_args.train_sampling_strategy = "random"
+    _check_blanking(setup, arguments.data.blank_modalities)
     return stage, setup
+
+
+def _check_blanking(setup: StageSetup, modalities: Sequence[str]) -> None:
+    """Refuse ``--blank_modalities`` before training when the model cannot run without them: one blanked batch of
+    a validation row through the untrained model (TelME's teacher, e.g., needs every utterance's text)."""
+    if not modalities:
+        return
+    blanking = BlankModalities(setup.data_collator, modalities)
+    model = setup.model
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(**blanking([setup.datasets["validation"][0]]))
+    except ValueError as error:  # DataFormatError included
+        raise ValueError(f"--blank_modalities {' '.join(modalities)}: {error}") from None
+    finally:
+        model.train(was_training)
 
 
 def _resolve_checkpoint(training_args: ERCTrainingArguments) -> str | None:
@@ -225,7 +245,7 @@ def _train_and_evaluate(run: _PreparedRun) -> TrainingResults:
         f"{len(datasets['test'])} test {stage.unit}."
     )
     train_metrics = _train(trainer, setup, stage, run.resume_from_checkpoint) if training_args.do_train else {}
-    evaluation = _evaluate(trainer, training_args, datasets)
+    evaluation = _evaluate(trainer, training_args, datasets, arguments.data.blank_modalities)
     results = TrainingResults(
         output_dir=Path(training_args.output_dir),
         train=train_metrics,
@@ -275,13 +295,25 @@ def _every_process_holds_the_model(trainer: ERCTrainer) -> bool:
     return not (trainer.is_fsdp_enabled or is_deepspeed_zero3_enabled())
 
 
-def _evaluate(trainer: ERCTrainer, training_args: ERCTrainingArguments, datasets) -> dict[str, dict[str, float]]:
-    """Validation (and, with ``do_predict``, test) metrics of the trained model, logged and saved."""
+def _evaluate(
+    trainer: ERCTrainer, training_args: ERCTrainingArguments, datasets, blank_modalities: Sequence[str] = ()
+) -> dict[str, dict[str, float]]:
+    """Validation (and, with ``do_predict``, test) metrics of the trained model, logged and saved; with
+    ``blank_modalities``, the test metrics also hold ``test_blank_<modality>_*``: the test split evaluated again with
+    that modality blanked (:class:`~hf_erc.data.collators.BlankModalities`)."""
     results = {"validation": trainer.evaluate(metric_key_prefix="eval")}
     trainer.log_metrics("eval", results["validation"])
     trainer.save_metrics("eval", results["validation"])
     if training_args.do_predict:
         results["test"] = trainer.predict(datasets["test"], metric_key_prefix="test").metrics
+        collator = trainer.data_collator
+        try:
+            for modality in blank_modalities:
+                trainer.data_collator = BlankModalities(collator, [modality])
+                prefix = f"test_blank_{modality}"
+                results["test"].update(trainer.predict(datasets["test"], metric_key_prefix=prefix).metrics)
+        finally:
+            trainer.data_collator = collator
         trainer.log_metrics("test", results["test"])
         trainer.save_metrics("test", results["test"])
     return results

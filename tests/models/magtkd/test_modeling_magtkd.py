@@ -19,6 +19,8 @@ from transformers import (
 
 import hf_erc.models
 from hf_erc import labels as hf_erc_labels
+from hf_erc.data.collators import DialogueCollator
+from hf_erc.data.errors import DataFormatError
 from hf_erc.models import (
     MAGTKDAudioModel,
     MAGTKDConfig,
@@ -340,6 +342,47 @@ def test_meld_speaker_vocabulary_is_first_appearance_over_the_official_splits(me
     assert MAGTKDConfig.from_pretrained(tmp_path).speaker_vocab == config.speaker_vocab
     with pytest.raises(ValueError, match="speaker_vocab"):
         tiny_config(speaker_vocab={"a": 0, "b": NUM_SPEAKERS})
+
+
+def test_speakers_the_meld_table_lacks_get_the_configured_unknown_speaker_id(tmp_path):
+    """The MELD preset knows 304 names. By default a new name is an error naming `unknown_speaker_id`; with
+    `num_speakers=305, unknown_speaker_id=304` new names share a row of their own, the known ones keep the reference's
+    ids, and the saved configuration serves the same ids."""
+    fusion = {"hidden_size": HIDDEN, "num_attention_heads": 2}
+    dialogue = {
+        "dialogue_id": "d0",
+        "speaker": ["Ross", "Ann", "Rachel", "Zed", "Ann"],
+        "text_features": [[0.1] * HIDDEN] * 5,
+        "emotion": [0, 1, 0, 1, 0],
+    }
+
+    def collator(config):  # as the fusion stage builds it
+        return DialogueCollator(
+            speaker_vocab=config.speaker_vocab,
+            unknown_speaker_id=config.unknown_speaker_id,
+            num_speakers=config.num_speakers,
+        )
+
+    reference = MAGTKDConfig.for_dataset("meld", modalities=["text"], **fusion)
+    assert reference.unknown_speaker_id is None
+    with pytest.raises(DataFormatError, match=r"'Ann' is not in speaker_vocab.*unknown_speaker_id") as error:
+        collator(reference)([dialogue])
+    assert "config_overrides: {num_speakers: 305, unknown_speaker_id: 304}" in str(error.value)
+
+    config = MAGTKDConfig.for_dataset("meld", modalities=["text"], num_speakers=305, unknown_speaker_id=304, **fusion)
+    config.save_pretrained(tmp_path)
+    served = MAGTKDConfig.from_pretrained(tmp_path)
+    assert (served.num_speakers, served.unknown_speaker_id, served.speaker_vocab) == (305, 304, reference.speaker_vocab)
+    batch = collator(served)([dialogue])
+    ross, rachel = reference.speaker_vocab["Ross"], reference.speaker_vocab["Rachel"]
+    assert batch["speaker_ids"].tolist() == [[ross, 304, rachel, 304, 304]]
+    model = MAGTKDForEmotionRecognition(served).eval()
+    assert model.speaker_embeddings.num_embeddings == 306  # 305 speakers and the padding row
+    outputs = model(**{name: value for name, value in batch.items() if name != "labels"})
+    assert outputs.logits.shape == (1, 5, 7) and torch.isfinite(outputs.logits).all()
+
+    with pytest.raises(ValueError, match="set num_speakers=305 and unknown_speaker_id=304"):
+        MAGTKDConfig.for_dataset("meld", unknown_speaker_id=304)
 
 
 # --- the unimodal stage models -------------------------------------------------------------------------

@@ -18,7 +18,9 @@ import hf_erc.models  # noqa: F401  (registers the Auto classes)
 from hf_erc.data.collators import TELME_SPEAKER_TOKENS, PromptCollator
 from hf_erc.data.dialogues import add_dialogue_context
 from hf_erc.models import TelMEConfig, TelMEForEmotionRecognition, TelMEProcessor
-from hf_erc.models.telme.processing_telme import sample_frame_indices
+from hf_erc.data.collators import MediaCollator
+from hf_erc.models.telme.processing_telme import recording_frame_indices, sample_frame_indices
+from tests.utils.media_fixtures import frame_index, write_avi
 from tests.utils.tiny_telme import FRAME_SIZE, NUM_FRAMES, WORDS, tiny_config, tiny_processor, tiny_tokenizer
 
 
@@ -114,6 +116,38 @@ def test_a_preset_processor_saves_its_preset_and_serves_the_same_inputs(tmp_path
     images = tiny_processor().image_processor
     default = TelMEProcessor.from_preset("meld", "default", tiny_tokenizer(), config, 24, image_processor=images)
     assert default.preprocessing == "default" and default.image_processor is images
+
+
+def test_recording_frames_follow_the_authors_opencv_loop():
+    """IEMOCAP reference: frames by their position in the dialogue's avi, as the authors' loop keeps them (OpenCV's
+    position after a read, the step from fps x window), not among the frames whose time lies in the window."""
+    # The first row of the authors' IEMOCAP train CSV (Ses01F_impro01_F000, 6.2901-8.2357 s) at 29.97 fps: the window
+    # [5.2901, 9.2357] s holds positions 159..276 (frames 158..275), step floor(118.25 / 8) = 14.
+    assert recording_frame_indices(6.2901, 8.2357, 30000 / 1001, 8, 1.0) == [171, 185, 199, 213, 227, 241, 255, 269]
+    # A turn in the recording's first second: the window [0, 2.5] s at 10 fps is frames 0..24, step 3.
+    assert recording_frame_indices(0.5, 1.5, 10, 8, 1.0) == [2, 5, 8, 11, 14, 17, 20, 23]
+    with pytest.raises(ValueError, match="fewer than 8 frames"):
+        recording_frame_indices(1.0, 1.1, 10, 8, 0.0)
+    config = tiny_config("iemocap")
+    assert TelMEProcessor.preset("iemocap", "reference", config)["video_frame_rule"] == "recording"
+    assert "video_frame_rule" not in TelMEProcessor.preset("meld", "reference", config)
+    assert "video_frame_rule" not in TelMEProcessor.preset("iemocap", "default", config)
+
+
+def test_training_and_serving_read_a_turn_s_frames_by_the_processor_s_rule(tmp_path):
+    """MediaCollator (training and the pipeline) decodes the frames the processor's rule names: with
+    ``video_frame_rule="recording"`` one frame earlier than the clip rule on the same window."""
+    path = write_avi(tmp_path / "dialogue.avi", seconds=4.0, fps=10)
+    row = {"media_path": path, "media_start": 1.2, "media_end": 2.0}
+    recording = tiny_processor(video_margin_seconds=1.0, video_frame_rule="recording")
+    # Window [0.2, 3.0] s at 10 fps: positions 2..30, frames 1..29, step floor(28 / 2) = 14 -> frames 14, 28.
+    assert [frame_index(frame) for frame in MediaCollator("video", recording).decode(row)] == [14, 28]
+    clip = tiny_processor(video_margin_seconds=1.0)
+    # The frames whose time is in [0.2, 3.0) s are 2..29 (28 of them), step 14 -> the 14th and 28th: frames 15, 29.
+    decoded = MediaCollator("video", clip).decode(row)
+    assert [frame_index(decoded[index]) for index in clip.frame_indices(len(decoded))] == [15, 29]
+    # A clip of its own (no start/end) is never read by recording positions.
+    assert not recording.reads_recording_frames(None, None)
 
 
 def test_sample_frame_indices_follow_the_reference():

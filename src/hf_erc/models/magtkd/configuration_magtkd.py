@@ -198,6 +198,12 @@ class MAGTKDConfig(PretrainedConfig):
             PEFT prompt was folded in). 0 is the reference: a fully fine-tuned RoBERTa with a hand-written prompt.
         num_speaker_tokens (`int`, *optional*, defaults to 9):
             Number of speaker marker tokens added to the tokenizer.
+        text_max_context_turns (`int`, *optional*):
+            How many previous turns the text model's prompts keep (`None`: every earlier turn of the dialogue), recorded
+            by the text stage (`--max_context_turns`) so that the stages that run the trained text model (the fusion)
+            build the prompts it was trained on: embeddings of prompts with another context window are not what its
+            classifier reads (on planted-signal data a text model trained without context gave fusion inputs worth 48 %
+            where its own prediction scores 83 %).
         text_max_length (`int`, *optional*, defaults to 512):
             Most tokens of one text-model input, the appended `<mask>` included (the reference keeps the last 511).
         audio_sampling_rate (`int`, *optional*, defaults to 16000):
@@ -229,6 +235,14 @@ class MAGTKDConfig(PretrainedConfig):
             How speaker names map to `speaker_ids` (MELD: the 304 names of the reference's `speaker2id.json`).
             `None` numbers the speakers of each dialogue by order of first appearance (IEMOCAP). Stored so that
             inference builds the same ids as training.
+        unknown_speaker_id (`int`, *optional*):
+            The speaker id of every name missing from `speaker_vocab` (MELD-layout data with characters the 304-name
+            table does not know), in `[0, num_speakers)`. `None` (the reference, whose `speaker2id.json` lookup has
+            no fallback) makes such a name an error that names this field. `num_speakers=305, unknown_speaker_id=304`
+            (in a training YAML: `config_overrides: {num_speakers: 305, unknown_speaker_id: 304}`) gives the unknown
+            speakers one embedding row of their own, learnt in training, and leaves the known speakers' ids as they
+            are. Stored so that serving maps unknown speakers as training did. The text model's prompts need no
+            setting: [`MAGTKDProcessor`] numbers the names its table lacks after it.
         max_position_embeddings (`int`, *optional*, defaults to 512):
             Longest dialogue (in utterances) the sinusoidal position encoding covers.
         share_anchor_encoder (`bool`, *optional*, defaults to `True`):
@@ -258,6 +272,20 @@ class MAGTKDConfig(PretrainedConfig):
             also masks future turns, so each turn is labelled from the turns up to it only (later turns never change
             earlier outputs). `False` is the reference, which reads the whole dialogue. The unimodal models read one
             utterance (text: with the turns before it) and are causal either way.
+        anchor_reads_aligned_features (`bool`, *optional*, defaults to `False`):
+            Whether the text anchor's reduction also reads the enhanced audio and video of its *own* turn (zeros
+            where that modality is missing), concatenated after its three branches. In the reference (`False`) the
+            anchor meets audio and video only through attention over the dialogue's turns: to use an utterance's
+            own tone or face it must learn to attend to its own position, which a few hundred training dialogues do
+            not teach (on planted-signal data the reference fusion falls to its text cue, below a linear model on
+            the same three embeddings). `True` gives the fused prediction a direct path to every modality of the
+            turn; the attention paths stay. Default-preprocessing fusion runs set it (`hf_erc.training.stages.fusion`).
+        normalize_features (`bool`, *optional*, defaults to `False`):
+            Whether each utterance feature is scaled to unit root-mean-square (per utterance and modality, no
+            learnt parameters) before the speaker and position embeddings are added. The reference (`False`) feeds
+            the stage models' outputs as they are, so a modality whose embeddings are ten times larger than another's
+            dominates every attention and is not swamped by the position encoding, whatever it carries. Default-
+            preprocessing fusion runs set it.
 
     Example:
 
@@ -293,6 +321,7 @@ class MAGTKDConfig(PretrainedConfig):
         text_num_virtual_tokens=0,
         num_speaker_tokens=MAGTKD_NUM_SPEAKER_TOKENS,
         text_max_length=512,
+        text_max_context_turns=None,
         audio_sampling_rate=16000,
         audio_max_seconds=25.0,
         max_clip_seconds=30.0,
@@ -305,6 +334,7 @@ class MAGTKDConfig(PretrainedConfig):
         layer_norm_eps=1e-6,
         num_speakers=MELD_NUM_SPEAKERS,
         speaker_vocab=None,
+        unknown_speaker_id=None,
         max_position_embeddings=512,
         share_anchor_encoder=True,
         distillation_temperature=2.0,
@@ -316,6 +346,8 @@ class MAGTKDConfig(PretrainedConfig):
         feature_distillation_weight=0.0,
         dataset_name=None,
         causal=False,
+        anchor_reads_aligned_features=False,
+        normalize_features=False,
         **kwargs,
     ):
         self.text_config = _sub_config(text_config, RobertaConfig, _ROBERTA_LARGE)
@@ -325,6 +357,7 @@ class MAGTKDConfig(PretrainedConfig):
         self.text_num_virtual_tokens = text_num_virtual_tokens
         self.num_speaker_tokens = num_speaker_tokens
         self.text_max_length = text_max_length
+        self.text_max_context_turns = None if text_max_context_turns is None else int(text_max_context_turns)
         self.audio_sampling_rate = audio_sampling_rate
         self.audio_max_seconds = float(audio_max_seconds)
         self.max_clip_seconds = None if max_clip_seconds is None else float(max_clip_seconds)
@@ -347,6 +380,7 @@ class MAGTKDConfig(PretrainedConfig):
         self.speaker_vocab = (
             None if speaker_vocab is None else {str(name): int(index) for name, index in speaker_vocab.items()}
         )
+        self.unknown_speaker_id = None if unknown_speaker_id is None else int(unknown_speaker_id)
         self.max_position_embeddings = max_position_embeddings
         self.share_anchor_encoder = share_anchor_encoder
         self.distillation_temperature = float(distillation_temperature)
@@ -358,6 +392,8 @@ class MAGTKDConfig(PretrainedConfig):
         self.feature_distillation_weight = feature_distillation_weight
         self.dataset_name = dataset_name
         self.causal = bool(causal)
+        self.anchor_reads_aligned_features = bool(anchor_reads_aligned_features)
+        self.normalize_features = bool(normalize_features)
         if kwargs.get("id2label") is None and kwargs.get("num_labels") is None:
             kwargs["id2label"] = dict(enumerate(_DATASET_LABELS["meld"]))
             kwargs["label2id"] = {label: index for index, label in enumerate(_DATASET_LABELS["meld"])}
@@ -382,6 +418,12 @@ class MAGTKDConfig(PretrainedConfig):
                 raise ValueError(
                     f"MAGTKDConfig.speaker_vocab maps {outside[:5]} outside [0, num_speakers={self.num_speakers})."
                 )
+        if self.unknown_speaker_id is not None and not 0 <= self.unknown_speaker_id < self.num_speakers:
+            raise ValueError(
+                f"MAGTKDConfig.unknown_speaker_id={self.unknown_speaker_id} lies outside [0, num_speakers="
+                f"{self.num_speakers}): for a row of its own, set num_speakers={self.num_speakers + 1} and "
+                f"unknown_speaker_id={self.num_speakers}."
+            )
         if self.text_num_virtual_tokens < 0:
             raise ValueError(f"MAGTKDConfig.text_num_virtual_tokens must be >= 0, got {self.text_num_virtual_tokens}.")
         if self.text_max_length + self.text_num_virtual_tokens > self.max_text_positions:

@@ -29,6 +29,11 @@ video features (no input projection):
    to the enhanced ``a`` and ``v``.
 3. The text anchor. The same block with target text and sources ``x_t`` (intra), the enhanced ``a`` and the
    enhanced ``v`` (inter, ``c`` added to them again as to any source); reduced to the fused representation.
+   With ``config.anchor_reads_aligned_features`` (not in the reference; set by default-preprocessing fusion runs)
+   the anchor's reduction also reads the enhanced ``a`` and ``v`` of its own turn (zeros where missing): without
+   it, the anchor sees audio and video only through attention over the turns.
+   With ``config.normalize_features`` (not in the reference; set by default-preprocessing fusion runs) every input
+   feature is first scaled to unit root-mean-square.
 4. Classifiers: one linear layer on the fused (text-anchor) representation (the prediction, ``logits``), one on
    ``a`` and one on ``v`` (``modality_logits``). There is no separate text classifier.
 
@@ -629,8 +634,16 @@ class MAGTKDForEmotionRecognition(MAGTKDPreTrainedModel):
             if name not in self.encoders:
                 self.encoders[name] = MAGTKDEncoder(config)
                 self.gates[name] = MAGTKDGate(config)
+        # With `anchor_reads_aligned_features` the anchor's reduction also reads its turn's enhanced audio/video.
+        aligned = len(self.enhanced_modalities) if config.anchor_reads_aligned_features else 0
         self.modality_reductions = nn.ModuleDict(
-            {m: nn.Linear(len(self.modalities) * config.hidden_size, config.hidden_size) for m in self.modalities}
+            {
+                m: nn.Linear(
+                    (len(self.modalities) + (aligned if m == ANCHOR_MODALITY else 0)) * config.hidden_size,
+                    config.hidden_size,
+                )
+                for m in self.modalities
+            }
         )
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.modality_classifiers = nn.ModuleDict(
@@ -743,6 +756,9 @@ class MAGTKDForEmotionRecognition(MAGTKDPreTrainedModel):
         sources = {}
         for modality in self.modalities:
             values = features[modality].to(dtype)
+            if self.config.normalize_features:
+                # Unit root-mean-square per utterance: no modality dominates by the scale of its stage model.
+                values = values * torch.rsqrt(values.pow(2).mean(dim=-1, keepdim=True) + self.config.layer_norm_eps)
             sources[modality] = torch.where(present[modality].unsqueeze(-1), values, torch.zeros_like(values))
 
         hidden_states = {}
@@ -760,6 +776,12 @@ class MAGTKDForEmotionRecognition(MAGTKDPreTrainedModel):
                 encoded = self.encoders[name](sources[target], source_states, context, key_mask=present[source])
                 gated, gate_values[f"{source}_to_{target}"] = self.gates[name](encoded)
                 branches.append(gated)
+            if target == ANCHOR_MODALITY and self.config.anchor_reads_aligned_features:
+                # The turn's own enhanced audio/video, zeros where that modality is missing.
+                branches.extend(
+                    torch.where(present[m].unsqueeze(-1), hidden_states[m], torch.zeros_like(hidden_states[m]))
+                    for m in self.enhanced_modalities
+                )
             hidden_states[target] = self.modality_reductions[target](torch.cat(branches, dim=-1))
 
         fused_hidden_states = hidden_states[ANCHOR_MODALITY]

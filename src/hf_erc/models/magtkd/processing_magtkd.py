@@ -12,6 +12,7 @@ plain text to the tokenizer (``num_speaker_tokens=0``), and the first ``max_audi
 ``docs/models/magtkd.md`` says what differs from the authors and why.
 """
 
+import math
 import re
 
 import torch
@@ -24,6 +25,7 @@ from .configuration_magtkd import MELD_SPEAKERS
 MAGTKD_MODALITIES = ("text", "audio", "video")
 PREPROCESSING_MODES = ("default", "reference")
 SPEAKER_NUMBERINGS = ("dialogue", "carried", "vocabulary")
+VIDEO_FRAME_RULES = ("clip", "recording")
 # TelME's stand-in audio for a long clip (`long_clip_inputs="zeros"`; MAGTKD's reference keeps long clips).
 LONG_CLIP_AUDIO_SAMPLES = 1412
 
@@ -60,6 +62,7 @@ MAGTKD_REFERENCE_PRESETS = {
         "audio_window": "first",
         "max_clip_seconds": None,
         "video_margin_seconds": 1.0,
+        "video_frame_rule": "recording",  # frames by their position in the dialogue's avi, as OpenCV reads them
     },
 }
 
@@ -81,6 +84,29 @@ def sample_frame_indices(num_available, num_frames):
         step = num_available // num_frames
         return [step * (index + 1) - 1 for index in range(num_frames)]
     return list(range(num_available)) + [num_available - 1] * (num_frames - num_available)
+
+
+# Copied from hf_erc.models.telme.processing_telme.recording_frame_indices
+def recording_frame_indices(start, end, fps, num_frames, margin_seconds):
+    """The authors' IEMOCAP frame choice for a turn `[start, end]` s of a recording at `fps` frames per second: the
+    recording's frame indices (0-based) read, before the end of the recording is taken into account.
+
+    Their loop reads the recording from its first frame and tests OpenCV's position *after* each read (the next
+    frame's index, `i + 1`) against the window `[s, e] = [max(start - margin, 0), end + margin]` times `fps`, both
+    ends included; it counts the frames inside from 1 and keeps every `step`-th, `step = floor(fps * (e - s) /
+    num_frames)` (from the window's length, not from a count of frames), the first `num_frames` of them. So the
+    window starts one frame before the first frame whose time is in it, and the kept frames are `first + m * step
+    - 1`, `m = 1 .. num_frames`. The window always holds that many: a recording that ends inside it gives fewer, and
+    the caller repeats the last one read.
+    """
+    window_start, window_end = max(start - margin_seconds, 0.0), end + margin_seconds
+    step = math.floor(fps * (window_end - window_start) / num_frames)
+    if step < 1:
+        raise ValueError(
+            f"A window of {window_end - window_start:.3f} s at {fps:g} fps holds fewer than {num_frames} frames."
+        )
+    first = max(math.ceil(fps * window_start), 1) - 1
+    return [first + index * step - 1 for index in range(1, num_frames + 1)]
 
 
 # Copied from hf_erc.models.telme.processing_telme._round_up with TelME->MAGTKD, TELME->MAGTKD
@@ -134,7 +160,9 @@ class MAGTKDProcessor(ProcessorMixin):
             visible turns; `"carried"` as the authors' loop does (see [`~MAGTKDProcessor.speaker_numbers`]);
             `"vocabulary"` by `speaker_vocab` (MAGTKD on MELD: 304 speakers, `<s1>`..`<s304>`).
         speaker_key (`str`, defaults to `"speaker"`): `"turn"` gives every turn its own marker.
-        speaker_vocab (`dict[str, int]`, *optional*): speaker name -> 0-based id, for `"vocabulary"` numbering.
+        speaker_vocab (`dict[str, int]`, *optional*): speaker name -> 0-based id, for `"vocabulary"` numbering. Names
+            it lacks are numbered after it, by first appearance in the visible turns (a new speaker of a conversation
+            gets a marker of its own, in training and serving alike).
         strip_spaces_around_markers (`bool`, defaults to `False`): drop the spaces next to marker tokens, as the
             authors' slow tokenizer did (so a marker is not preceded by a lone `Ġ` token).
         audio_sampling_rate (`int`, defaults to 16000): the rate waveforms must have.
@@ -147,6 +175,10 @@ class MAGTKDProcessor(ProcessorMixin):
         video_channel_order (`str`, defaults to `"rgb"`): `"bgr"` swaps the channels of the (RGB) input frames.
         video_margin_seconds (`float`, defaults to 0): a turn cut from a dialogue recording starts this much earlier
             (not before 0) and ends this much later (the authors' IEMOCAP video: 1 s).
+        video_frame_rule (`str`, defaults to `"clip"`): how a turn cut from a dialogue recording picks its frames.
+            `"clip"`: among the frames whose time lies in its window, as from a clip of their own; `"recording"`:
+            by their index in the recording and its frame rate, as the authors' OpenCV loop does
+            ([`~MAGTKDProcessor.recording_frame_indices`]: the window one frame earlier, the step from its length).
         preprocessing (`str`, defaults to `"default"`): which set these settings are, `"default"` or `"reference"`.
         pad_to_multiple_of (`int`, *optional*): round the text length up to a multiple of this.
     """
@@ -173,6 +205,7 @@ class MAGTKDProcessor(ProcessorMixin):
         num_frames=8,
         video_channel_order="rgb",
         video_margin_seconds=0.0,
+        video_frame_rule="clip",
         pad_to_multiple_of=None,
         preprocessing="default",
         **kwargs,
@@ -184,6 +217,7 @@ class MAGTKDProcessor(ProcessorMixin):
             "audio_window": (audio_window, ("last", "first")),
             "long_clip_inputs": (long_clip_inputs, ("missing", "zeros")),
             "video_channel_order": (video_channel_order, ("rgb", "bgr")),
+            "video_frame_rule": (video_frame_rule, VIDEO_FRAME_RULES),
         }
         for name, (value, allowed) in choices.items():
             if value not in allowed:
@@ -209,6 +243,7 @@ class MAGTKDProcessor(ProcessorMixin):
         self.num_frames = num_frames
         self.video_channel_order = video_channel_order
         self.video_margin_seconds = video_margin_seconds
+        self.video_frame_rule = video_frame_rule
         self.pad_to_multiple_of = pad_to_multiple_of
         self.preprocessing = preprocessing
         super().__init__(tokenizer, feature_extractor, image_processor, **kwargs)
@@ -498,6 +533,17 @@ class MAGTKDProcessor(ProcessorMixin):
     def frame_indices(self, num_available):
         """Which of a clip's `num_available` frames the model reads (training decodes only these)."""
         return sample_frame_indices(num_available, self.num_frames)
+
+    def reads_recording_frames(self, start, end):
+        """Whether a clip `[start, end]` s is chosen by its frames' positions in the recording (`video_frame_rule=
+        "recording"`, for a turn cut from a dialogue recording) rather than among its own frames."""
+        return self.video_frame_rule == "recording" and start is not None and end is not None
+
+    def recording_frame_indices(self, start, end, fps):
+        """The indices (0-based, in the recording at `fps` frames per second) of the frames read for the turn `[start,
+        end]` s under `video_frame_rule="recording"` (see [`recording_frame_indices`]); frames past the recording's end
+        are replaced by the last one it has."""
+        return recording_frame_indices(start, end, fps, self.num_frames, self.video_margin_seconds)
 
     def encode_video(self, clips, stand_ins=()):
         """`num_frames` processed frames per clip, zeros for utterances without video, and which have video; rows in

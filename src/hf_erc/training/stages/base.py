@@ -73,6 +73,22 @@ STAGE_CHECKPOINT_OPTIONS = {
 }
 
 
+def text_context_turns(args: RunArguments, text_model, text_path) -> int | None:
+    """The context window of the prompts built by the stages that run a trained text model (the KD teacher, the
+    fusion): the one its checkpoint records (``text_max_context_turns``, written by the text stage), or
+    ``--max_context_turns`` for a checkpoint that records none (``None``: all turns). A run asking for another window
+    than the recorded one is an error: the text model's embeddings of prompts it was not trained on are not what its
+    classifier reads."""
+    recorded = getattr(text_model.config, "text_max_context_turns", None)
+    requested = args.data.max_context_turns
+    if requested is not None and recorded is not None and requested != recorded:
+        raise ValueError(
+            f"--max_context_turns {requested}, but the text model {text_path} was trained with {recorded} context "
+            "turns: leave --max_context_turns out (the fusion reads the text model's own) or set it to that value."
+        )
+    return requested if requested is not None else recorded
+
+
 def preset_name(args: RunArguments) -> str:
     return args.model.preset or args.data.dataset_name
 

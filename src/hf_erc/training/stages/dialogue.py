@@ -41,6 +41,8 @@ class DialogueStage(Stage):
             modalities=args.data.modalities,
             feature_dims=dims,
             speaker_vocab=model.config.speaker_vocab,
+            # MAGTKD's configuration field (features stage); the other families have none.
+            unknown_speaker_id=getattr(model.config, "unknown_speaker_id", None),
             num_speakers=args.data.num_speakers or getattr(model.config, "num_speakers", None),
         )
         return StageSetup(

@@ -22,6 +22,7 @@ from .base import (
     check_same_labels,
     load_stage_checkpoint,
     preset_name,
+    text_context_turns,
 )
 
 
@@ -36,6 +37,16 @@ class FusionStage(Stage):
     """
 
     reads = "the frozen stage models' utterance embeddings, computed once per split and cached"
+    # Fusion settings of default preprocessing (``--preprocessing reference`` keeps the authors' values); a
+    # ``--config_overrides`` field wins over them. Each is a documented field of the model's configuration and a
+    # row of the model's differences table (docs/models/<model>.md).
+    default_fusion_settings: Mapping[str, Any] = {}
+
+    def fusion_overrides(self, args: RunArguments) -> dict:
+        """The fusion's configuration fields of this run: :attr:`default_fusion_settings` in default preprocessing,
+        then ``--config_overrides``."""
+        settings = dict(self.default_fusion_settings) if args.data.preprocessing != "reference" else {}
+        return {**settings, **dict(args.model.config_overrides)}
 
     def model_class(self, recipe, modalities: Sequence[str]):
         if "text" not in modalities:
@@ -83,9 +94,10 @@ class FusionStage(Stage):
         checkpoints = {modality: checkpoint_identity(path) for modality, path in paths.items()}
         media_models = {modality: stage_models[modality] for modality in modalities if modality != "text"}
 
+        context_turns = text_context_turns(args, text_model, paths["text"])
         datasets, metrics = {}, {}
         for split, dataset in load_utterance_splits(args.data).items():
-            view = with_prompt_context(dataset, processor, args.data.max_context_turns, MEDIA_SOURCE_COLUMNS)
+            view = with_prompt_context(dataset, processor, context_turns, MEDIA_SOURCE_COLUMNS)
             columns, counts = utterance_embedding_columns(
                 args, view, split, text_model, media_models, text_collator, processor, checkpoints
             )
@@ -125,13 +137,18 @@ class TelMEFusionStage(FusionStage):
         "`text_embeddings`, `audio_embeddings`, `video_embeddings`. `outputs.logits` is `[batch, num_labels]`."
     )
 
+    # The reference bounds the audio/video shift at 0.1 (MELD; IEMOCAP 0.2) of the text embedding's norm: the
+    # fusion can then never overrule the teacher, even where the text is the least reliable input (on planted-signal
+    # data with equally reliable inputs it stays at the text's accuracy). 1.0 lets the shift reach the text's norm.
+    default_fusion_settings = {"fusion_beta_shift": 1.0}
+
     def build_model(self, recipe, args: RunArguments, stage_models):
         model = recipe.model_class.from_stage_models(
             stage_models["text"],
             stage_models.get("audio"),
             stage_models.get("video"),
             modalities=list(args.data.modalities),
-            **dict(args.model.config_overrides),
+            **self.fusion_overrides(args),
         )
         return model.freeze_unimodal_models()
 
@@ -174,6 +191,9 @@ class MAGTKDFusionStage(FusionStage):
         "`[batch, turns, num_labels]`."
     )
     unit = "dialogues"
+    # The anchor also reads its own turn's enhanced audio and video, and every input feature is scaled to unit RMS
+    # (MAGTKDConfig.anchor_reads_aligned_features, normalize_features; docs/models/magtkd.md).
+    default_fusion_settings = {"anchor_reads_aligned_features": True, "normalize_features": True}
 
     def build_model(self, recipe, args: RunArguments, stage_models):
         text_model = stage_models["text"]
@@ -182,7 +202,7 @@ class MAGTKDFusionStage(FusionStage):
             f"{m}_config": getattr(stage_models.get(m, text_model).config, f"{m}_config") for m in ("text", "audio", "video")
         }
         stage_fields = {name: getattr(text_model.config, name) for name in _MAGTKD_STAGE_FIELDS}
-        fields = {**stage_fields, **encoders, **dict(args.model.config_overrides)}
+        fields = {**stage_fields, **encoders, **self.fusion_overrides(args)}
         config = recipe.config_class.for_dataset(preset_name(args), modalities=list(args.data.modalities), **fields)
         sizes = self._embedding_sizes(stage_models)
         wrong = {m: size for m, size in sizes.items() if size != config.hidden_size}
@@ -213,5 +233,6 @@ class MAGTKDFusionStage(FusionStage):
             modalities=model.config.modalities,
             feature_dims=self._embedding_sizes(stage_models),
             speaker_vocab=model.config.speaker_vocab,
+            unknown_speaker_id=model.config.unknown_speaker_id,
             num_speakers=model.config.num_speakers,
         )

@@ -29,6 +29,7 @@ from .base import (
     build_stage_processor,
     check_same_labels,
     load_stage_checkpoint,
+    text_context_turns,
 )
 
 logger = logging.get_logger(__name__)
@@ -84,7 +85,12 @@ class MediaStage(Stage):
             audio_source=source if modality == "audio" else None,
             video_source=source if modality == "video" else None,
         )
-        datasets, metrics = media_views(args.data, modality, processor, with_prompts=teacher is not None)
+        context_turns = None
+        if teacher is not None:
+            context_turns = text_context_turns(args, teacher, args.distillation.teacher_model_name_or_path)
+        datasets, metrics = media_views(
+            args.data, modality, processor, with_prompts=teacher is not None, context_turns=context_turns
+        )
         setup = StageSetup(
             model=model,
             datasets=datasets,
@@ -147,15 +153,16 @@ class DistilledMediaStage(MediaStage):
         return setup
 
 
-def media_views(data_args, modality: str, processor, with_prompts: bool):
+def media_views(data_args, modality: str, processor, with_prompts: bool, context_turns: int | None = None):
     """Per split, the utterance rows that have ``modality`` (media columns added; the prompt context too when a
-    teacher reads it); and how many were skipped, by reason (the processor's ``max_clip_seconds`` rule included)."""
+    teacher reads it, ``context_turns`` previous turns, the teacher's own window); and how many were skipped, by reason
+    (the processor's ``max_clip_seconds`` rule included)."""
     max_clip_seconds = skipped_over_seconds(processor)
     datasets, metrics = {}, {}
     media_columns = (f"{modality}_path", f"has_{modality}", "start", "end")
     for split, dataset in load_utterance_splits(data_args).items():
         if with_prompts:
-            view = with_prompt_context(dataset, processor, data_args.max_context_turns, extra_columns=media_columns)
+            view = with_prompt_context(dataset, processor, context_turns, extra_columns=media_columns)
         else:
             keep = [name for name in (*UTTERANCE_COLUMNS, *media_columns) if name in dataset.column_names]
             view = with_row_index(dataset.select_columns(keep))

@@ -49,6 +49,8 @@ class TextStage(Stage):
             max_length = text_max_length(args.data, model.config, prompt_tokens)
             processor = build_stage_processor(recipe, args, model.config, max_length, tokenizer_source=source)
         fit_embeddings_to_tokenizer(model, processor.tokenizer)
+        # The prompts' context window travels with the checkpoint: the fusion builds the same prompts from it.
+        model.config.text_max_context_turns = args.data.max_context_turns
         apply_peft(model, args.peft)
 
         datasets = {}

@@ -142,8 +142,10 @@ def write_mp4(
     frequency: float = 440.0,
     amplitude: float = AMPLITUDE,
     codec: str = "libx264",
+    audio_seconds: float | None = None,
 ) -> str:
-    """mp4 with H.264 (or ``codec="mpeg4"``) video of indexed frames and 44.1 kHz stereo AAC audio."""
+    """mp4 with H.264 (or ``codec="mpeg4"``) video of indexed frames and 44.1 kHz stereo AAC audio (``audio_seconds``
+    long, by default as long as the video)."""
     import av
 
     if not (with_audio or with_video):
@@ -155,7 +157,8 @@ def write_mp4(
         if video is not None:
             _write_video(container, video, seconds, fps, size)
         if audio is not None:
-            _write_audio(container, audio, sine(seconds, 44100, frequency, channels=2, amplitude=amplitude), 44100)
+            audio_length = seconds if audio_seconds is None else audio_seconds
+            _write_audio(container, audio, sine(audio_length, 44100, frequency, channels=2, amplitude=amplitude), 44100)
     return path
 
 

@@ -337,7 +337,9 @@ class MediaCollator:
         )
 
     def _too_long(self, row, value) -> bool:
-        """Whether the clip is over the processor's ``max_clip_seconds``, by its audio (a video by its file's length)."""
+        """Whether the clip is over the processor's ``max_clip_seconds``, by the length of its decoded audio for both
+        stages, as TelME's authors decide it (one test of the clip's audio zeroes its audio and its frames); a turn cut
+        from a recording by its span, a clip without audio by its file's duration."""
         limit = self.processor.max_clip_seconds
         if limit is None:
             return False
@@ -345,8 +347,12 @@ class MediaCollator:
             return len(value) / self.processor.audio_sampling_rate > limit
         if row["media_start"] is not None:
             return row["media_end"] - row["media_start"] > limit
-        duration = probe_media(row["media_path"], decode=False).duration
-        return duration is not None and duration > limit
+        try:
+            samples = decode_audio(row["media_path"], self.processor.audio_sampling_rate)
+        except MediaDecodeError:
+            duration = probe_media(row["media_path"], decode=False).duration
+            return duration is not None and duration > limit
+        return len(samples) / self.processor.audio_sampling_rate > limit
 
     @property
     def _long_clips_as_zeros(self) -> bool:

@@ -20,7 +20,7 @@ from hf_erc.data.dialogues import add_dialogue_context
 from hf_erc.models import TelMEConfig, TelMEForEmotionRecognition, TelMEProcessor
 from hf_erc.data.collators import MediaCollator
 from hf_erc.models.telme.processing_telme import recording_frame_indices, sample_frame_indices
-from tests.utils.media_fixtures import frame_index, write_avi
+from tests.utils.media_fixtures import frame_index, write_avi, write_mp4
 from tests.utils.tiny_telme import FRAME_SIZE, NUM_FRAMES, WORDS, tiny_config, tiny_processor, tiny_tokenizer
 
 
@@ -148,6 +148,19 @@ def test_training_and_serving_read_a_turn_s_frames_by_the_processor_s_rule(tmp_p
     assert [frame_index(decoded[index]) for index in clip.frame_indices(len(decoded))] == [15, 29]
     # A clip of its own (no start/end) is never read by recording positions.
     assert not recording.reads_recording_frames(None, None)
+
+
+def test_a_long_clip_is_judged_by_its_audio_in_both_stages(tmp_path):
+    """TelME's MELD reference zeroes a clip's audio and frames when its *audio* is over the limit (the authors' one
+    test): the video stage asks the audio too, not the container's duration."""
+    long_video_short_audio = write_mp4(tmp_path / "a.mp4", seconds=2.0, audio_seconds=0.5)
+    short_video_long_audio = write_mp4(tmp_path / "b.mp4", seconds=0.5, audio_seconds=2.0)
+    processor = tiny_processor(max_clip_seconds=1.0, long_clip_inputs="zeros")
+    for modality in ("audio", "video"):
+        collator = MediaCollator(modality, processor)
+        for path, expected in ((long_video_short_audio, False), (short_video_long_audio, True)):
+            row = {"media_path": path, "media_start": None, "media_end": None}
+            assert collator._too_long(row, collator.decode(row)) is expected, (modality, path)
 
 
 def test_sample_frame_indices_follow_the_reference():

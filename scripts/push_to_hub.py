@@ -1,4 +1,5 @@
-"""Publish a trained checkpoint: model card with the measured results, weights, config and code.
+"""Publish a trained checkpoint: model card with the measured results, weights, config, code and the Inference
+Endpoints handler (handler.py, requirements.txt).
 
     python scripts/push_to_hub.py outputs/sdt-meld-text user/sdt-meld-text [--private] [--dataset meld]
 """

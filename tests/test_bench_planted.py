@@ -1,8 +1,6 @@
 """The pure-Python parts of scripts/bench_planted.py: its command line, its stage commands, its table from a results
 dict, and the linear probe (hf_erc.training.probe). Nothing is trained here (the benchmark itself runs for minutes)."""
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,20 +8,15 @@ import pytest
 
 from hf_erc.data.planted import write_planted_release
 from hf_erc.training.probe import linear_probe, stack_vectors
+from tests.utils.scripts import registered_script
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_planted.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_planted", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    try:
-        spec.loader.exec_module(module)
+    with registered_script(SCRIPT) as module:
         yield module
-    finally:
-        del sys.modules[spec.name]
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
-"""The Gradio demo (`hf-erc demo`, app.py): its labelling handlers called directly, its errors, its command, and
-the page driven in a real headless Chromium (upload a video and its subtitles, run, read the table back).
+"""The Gradio demo (`hf-erc demo`, app.py): its labelling handlers called directly, its errors, its command, the
+page driven in a real headless Chromium (upload a video and its subtitles, run, read the table back), and several
+users at once through its API (scripts/bench_demo.py's load, small).
 
 The browser test needs Debian's ``chromium`` and ``chromium-driver`` and the ``selenium`` package; without them it
 is skipped with the reason (``.ci/run`` installs them). ``HF_ERC_WRITE_DOCS=1`` also saves its screenshot as
@@ -16,6 +17,7 @@ import shutil
 import socket
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -23,12 +25,15 @@ from hf_erc.cli import main as cli_main
 from hf_erc.labels import MELD_EMOTIONS
 from tests.conftest import REPO_ROOT
 from tests.utils.media_fixtures import write_mp4
+from tests.utils.scripts import registered_script
 from tests.utils.subtitle_files import SCENE, srt_text, write_subtitles
 
 GRADIO_MISSING = 'gradio is not installed: pip install "hf-erc[demo]"'
 WAIT_S = 60  # every wait on the page is bounded by this
 SAMPLE = REPO_ROOT / "src" / "hf_erc" / "resources" / "sample_conversation.json"
 QUICKSTART = REPO_ROOT / "outputs" / "quickstart" / "sdt-meld-text"
+BENCH_SCRIPT = REPO_ROOT / "scripts" / "bench_demo.py"
+WRITE_DOCS = os.environ.get("HF_ERC_WRITE_DOCS") == "1"
 
 
 def _speakers(cues) -> list[str]:
@@ -49,8 +54,6 @@ def _docs_scene():
 @pytest.fixture(scope="module")
 def gr():
     return pytest.importorskip("gradio", reason=GRADIO_MISSING)
-
-
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +103,10 @@ def test_errors_are_shown_in_the_page_with_the_file_and_cue(gr, demo, text_only_
         demo.hf_erc.label_conversation(str(missing), [["A", "hi"]])
     with pytest.raises(gr.Error, match="row 2 .* has no speaker"):
         demo.hf_erc.label_conversation(str(text_only_checkpoint), [["A", "hi"], ["", "who says this?"]])
+    with pytest.raises(gr.Error, match=r"row 2 \('B'\) has no text: type it or delete the row"):
+        demo.hf_erc.label_conversation(str(text_only_checkpoint), [["A", "hi"], ["B", " "]])  # not dropped silently
+    with pytest.raises(gr.Error, match=r"row 1 has 3 cells \('A', 'hi', 'joy'\): the table takes 2 columns"):
+        demo.hf_erc.label_conversation(str(text_only_checkpoint), [["A", "hi", "joy"]])
     with pytest.raises(gr.Error, match="conversation is empty"):
         demo.hf_erc.label_conversation(str(text_only_checkpoint), [["", ""]])
 
@@ -118,13 +125,33 @@ def test_hf_erc_demo_launches_with_its_options(gr, text_only_checkpoint, monkeyp
     launched = {}
     monkeypatch.setattr(gr.Blocks, "launch", lambda self, **options: launched.update(options, blocks=self))
     arguments = ["demo", "--model", str(text_only_checkpoint), "--port", "7999", "--host", "0.0.0.0", "--share", "false"]
-    assert cli_main(arguments + ["--device", "cpu"]) == 0
+    assert cli_main(arguments + ["--device", "cpu", "--concurrency", "2", "--max-queued", "5"]) == 0
     assert {key: launched[key] for key in ("server_name", "server_port", "share")} == {
         "server_name": "0.0.0.0",
         "server_port": 7999,
         "share": False,
     }
-    assert isinstance(launched["blocks"], gr.Blocks)
+    blocks = launched["blocks"]
+    assert isinstance(blocks, gr.Blocks) and blocks._queue.max_size == 5
+    # Both Run buttons share one pool of --concurrency workers (Gradio's default is one pool per button).
+    labellings = [fn for fn in blocks.fns.values() if fn.name in ("label_conversation", "label_video")]
+    assert len(labellings) == 2
+    assert {(fn.concurrency_id, fn.concurrency_limit) for fn in labellings} == {("labelling", 2)}
+
+
+def test_hf_erc_demo_stops_on_a_named_checkpoint_that_does_not_exist(gr, tmp_path, monkeypatch, capsys):
+    """A --model folder that is wrong is an error naming it before any server starts (no fallback, no page that
+    fails on the first request)."""
+    monkeypatch.setattr(gr.Blocks, "launch", lambda self, **options: pytest.fail("the demo started"))
+    missing = tmp_path / "no-such-checkpoint"
+    assert cli_main(["demo", "--model", str(missing)]) != 0
+    assert f"Checkpoint folder {missing} does not exist" in capsys.readouterr().err
+
+
+def test_hf_erc_demo_refuses_a_concurrency_below_one(capsys):
+    with pytest.raises(SystemExit):
+        cli_main(["demo", "--concurrency", "0"])
+    assert "--concurrency: expected a whole number of at least 1, got '0'" in capsys.readouterr().err
 
 
 # --- the page in a real browser ----------------------------------------------------------------------------------
@@ -182,7 +209,27 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_the_page_labels_an_uploaded_video_in_headless_chromium(gr, text_only_checkpoint, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def served(gr, text_only_checkpoint):
+    """The demo served on 127.0.0.1 at a free port from this process, as `hf-erc demo` builds it (its queue too):
+    ``demo``, ``url`` and the ``model`` picked. With ``HF_ERC_WRITE_DOCS=1`` and the quickstart checkpoint trained,
+    that checkpoint, named as `hf-erc demo` run in the repository names it (the README's screenshot shows it)."""
+    from hf_erc.commands.demo import build_demo
+
+    with pytest.MonkeyPatch.context() as patch:
+        model = text_only_checkpoint
+        if WRITE_DOCS and QUICKSTART.is_dir():
+            patch.chdir(REPO_ROOT)
+            model = QUICKSTART.relative_to(REPO_ROOT)
+        demo = build_demo(str(model), device="cpu")
+        _, url, _ = demo.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True)
+        try:
+            yield SimpleNamespace(demo=demo, url=url, model=str(model))
+        finally:
+            demo.close()
+
+
+def test_the_page_labels_an_uploaded_video_in_headless_chromium(served, tmp_path, monkeypatch):
     chromium, chromedriver = _browser_paths()
     from selenium import webdriver
     from selenium.common.exceptions import TimeoutException
@@ -190,20 +237,11 @@ def test_the_page_labels_an_uploaded_video_in_headless_chromium(gr, text_only_ch
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from hf_erc.commands.demo import build_demo
-
-    write_docs = os.environ.get("HF_ERC_WRITE_DOCS") == "1"
-    cues = _docs_scene() if write_docs else SCENE
-    model = text_only_checkpoint
-    if write_docs and QUICKSTART.is_dir():
-        monkeypatch.chdir(REPO_ROOT)  # the page shows the checkpoint as `hf-erc demo` run here would
-        model = QUICKSTART.relative_to(REPO_ROOT)
+    cues = _docs_scene() if WRITE_DOCS else SCENE
     video = write_mp4(tmp_path / "talk.mp4", seconds=cues[-1][1] + 0.5, fps=10, size=(90, 160))
     subtitles = write_subtitles(tmp_path / "talk.srt", srt_text(cues))
     monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager must not look for drivers online
 
-    demo = build_demo(str(model), device="cpu")
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True)
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
@@ -214,7 +252,7 @@ def test_the_page_labels_an_uploaded_video_in_headless_chromium(gr, text_only_ch
         browser = webdriver.Chrome(service=Service(chromedriver), options=options)
         browser.set_page_load_timeout(WAIT_S)
         wait = WebDriverWait(browser, WAIT_S)
-        browser.get(url)
+        browser.get(served.url)
         wait.until(lambda b: b.find_elements(By.XPATH, "//button[@role='tab'][normalize-space()='Video']"))
         browser.find_element(By.XPATH, "//button[@role='tab'][normalize-space()='Video']").click()
         wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#subtitles-upload input[type=file]"))
@@ -242,20 +280,45 @@ def test_the_page_labels_an_uploaded_video_in_headless_chromium(gr, text_only_ch
 
         screenshot = tmp_path / "demo.png"
         screenshot.write_bytes(_whole_page_png(browser))
-        if write_docs:
+        if WRITE_DOCS:
             target = REPO_ROOT / "docs" / "images" / "demo.png"
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(screenshot, target)
     finally:
         if browser is not None:
             browser.quit()
-        demo.close()
 
     columns = {name: index for index, name in enumerate(table["headers"])}
     speakers = [row[columns["speaker"]] for row in table["rows"]]
     emotions = [row[columns["emotion"]] for row in table["rows"]]
     assert speakers == _speakers(cues)
     assert [row[columns["text"]] for row in table["rows"]] == [text for _, _, _, text in cues]
-    expected = demo.hf_erc.backend.labeller(str(model))(video=str(video), subtitles=str(subtitles))
+    expected = served.demo.hf_erc.backend.labeller(served.model)(video=str(video), subtitles=str(subtitles))
     assert emotions == [row["emotion"] for row in expected]  # what the page shows is what the pipeline says
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --- several users at once -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bench(gr):
+    """scripts/bench_demo.py as a module."""
+    with registered_script(BENCH_SCRIPT) as module:
+        yield module
+
+
+def test_concurrent_users_get_rows_or_their_error_and_the_server_answers_after(bench, served, tmp_path, monkeypatch):
+    """scripts/bench_demo.py's load, small: 4 users send one round of its mix (half of it malformed) at once."""
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")  # gradio_client's Client reports to api.gradio.app else
+    server = bench.DemoServer(served.url, os.getpid(), served.model)  # served from this process
+    results = bench.run_benchmark(server, bench.write_inputs(tmp_path), clients=4, requests=len(bench.REQUEST_MIX))
+
+    assert results["unexpected_errors"] == 0, results["unexpected"]
+    assert results["busy"] == 0 and results["requests"] == len(bench.REQUEST_MIX)
+    assert results["labelled"] == results["good_requests"] > 0  # every good request got its rows and picture
+    assert results["expected_errors"] == results["malformed_requests"] > 0
+    malformed = {name for name, kind in bench.REQUEST_KINDS.items() if kind.message is not None}
+    assert {item["kind"] for item in results["expected_messages"]} == malformed  # each one with its own message
+    assert results["malformed_without_their_message"] == 0 and results["answers_after_load"]
+    assert "unexpected errors 0" in bench.format_table(results)

@@ -9,7 +9,6 @@ its command line.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import pickle
@@ -34,6 +33,7 @@ from hf_erc.commands.quickstart import SAMPLE_CONVERSATION
 from hf_erc.inference.subtitles import read_subtitles
 from hf_erc.training.run import main as train_main
 from tests.utils.magtkd_pickles import MELD_SPLITS, write_feature_folder
+from tests.utils.scripts import load_script
 from tests.utils.subtitle_files import srt_text
 
 MINILM_SPEC = EncoderSpec("text", "minilm", "mean", 384, 128)
@@ -42,10 +42,7 @@ SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 def script_main(name: str) -> Callable:
     """``main`` of ``scripts/<name>.py`` (the scripts are files, not a package)."""
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_script(SCRIPTS / f"{name}.py").main
 
 
 class _Call:

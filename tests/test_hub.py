@@ -7,7 +7,15 @@ import json
 import pytest
 import yaml
 
-from hf_erc.hub import HubUploadError, build_model_card, push_checkpoint, template_path, write_model_card
+from hf_erc.hub import (
+    HubUploadError,
+    build_model_card,
+    push_checkpoint,
+    template_path,
+    write_endpoint_files,
+    write_model_card,
+)
+from hf_erc.inference.checkpoints import ENDPOINT_HANDLER_SOURCE
 from hf_erc.labels import MELD_EMOTIONS
 
 
@@ -58,6 +66,8 @@ def test_card_holds_measured_results(tmp_path):
     assert "someone/sdt-meld-text" in body and "trust_remote_code=True" in body
     assert "`minilm`, mean pooling, 384-d" in body
     assert "Poria" in body and "Ma, Hui" in body
+    # How to deploy it as an Inference Endpoint, with this checkpoint's labels in the example response.
+    assert "## Deploy as an Inference Endpoint" in body and '"probabilities": {"neutral": 0.62, "surprise"' in body
     assert "{{ " not in body and " }}" not in body  # no unrendered template fields
 
 
@@ -83,6 +93,20 @@ def test_push_offline_writes_everything_then_fails_clearly(tmp_path, monkeypatch
     with pytest.raises(HubUploadError, match="The folder is complete"):
         push_checkpoint(checkpoint, "someone/sdt-meld-text", token="hf_fake")
     assert (checkpoint / "README.md").is_file()
+    assert (checkpoint / "handler.py").is_file() and (checkpoint / "requirements.txt").is_file()
+
+
+def test_endpoint_files_refresh_the_handler_and_keep_an_edited_requirements_file(tmp_path):
+    checkpoint = _fake_checkpoint(tmp_path / "ckpt")
+    write_endpoint_files(checkpoint)
+    assert (checkpoint / "handler.py").read_bytes() == ENDPOINT_HANDLER_SOURCE.read_bytes()
+    assert "hf_erc is not on PyPI" in (checkpoint / "requirements.txt").read_text()
+    edited = "hf-erc @ https://example.org/hf_erc-0.1.0-py3-none-any.whl\n"
+    (checkpoint / "requirements.txt").write_text(edited)
+    (checkpoint / "handler.py").write_text("class EndpointHandler: ...\n")
+    write_endpoint_files(checkpoint)
+    assert (checkpoint / "requirements.txt").read_text() == edited
+    assert (checkpoint / "handler.py").read_bytes() == ENDPOINT_HANDLER_SOURCE.read_bytes()
 
 
 def test_push_refuses_a_folder_that_is_not_a_checkpoint(tmp_path):

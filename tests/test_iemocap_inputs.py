@@ -11,15 +11,14 @@ MAGTKD by the F/M letter.
 """
 
 import csv
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 from hf_erc.commands.show_inputs import show_inputs
 from tests.utils.iemocap_release import REFERENCE_VALIDATION, make_release, release_with
+from tests.utils.scripts import registered_script
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "compare_iemocap_inputs.py"
 
@@ -92,14 +91,8 @@ def raw(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def compare():
-    spec = importlib.util.spec_from_file_location("compare_iemocap_inputs", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
+    with registered_script(SCRIPT) as module:
         yield module
-    finally:
-        del sys.modules[spec.name]
 
 
 def shown(raw, tmp_path, model_type, split):

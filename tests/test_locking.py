@@ -149,6 +149,7 @@ with OutputFolderLock(folder) as lock:
 """
 
 
+@pytest.mark.slow
 def test_two_ranks_of_an_accelerate_launch_share_the_lock(tmp_path):
     script = tmp_path / "ranks.py"
     script.write_text(RANK_SCRIPT)

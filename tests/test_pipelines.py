@@ -46,6 +46,34 @@ def test_pipeline_matches_the_model_on_collated_features(text_only_checkpoint):
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
 
 
+def test_a_batch_of_conversations_gets_the_labels_of_each_conversation_alone(text_only_checkpoint):
+    """A list of conversations of different lengths is labelled together: their texts in one call of the text encoder
+    (batched by token count across conversations), the conversations in padded batches of the dialogue model. Each
+    gets the labels and probabilities it gets alone."""
+    labeller = pipeline(str(text_only_checkpoint), device="cpu")
+    labeller.dialogue_batch_size = 2  # several padded batches, each of conversations of different lengths
+    utterances = json.loads(SAMPLE_CONVERSATION.read_text())["utterances"]
+    conversations = [
+        {"utterances": utterances},
+        {"utterances": utterances[:1]},
+        {"utterances": utterances[2:5]},  # texts the first conversation has too
+        [{"speaker": "Zoe", "text": "Wait, you're telling me that the whole trip was cancelled and nobody told me?"},
+         {"speaker": "Max", "text": "Yes."}],
+    ]  # fmt: skip
+    alone = [labeller(conversation) for conversation in conversations]
+    encoded = []
+    encode = labeller.encoders["text"].encode
+    labeller.encoders["text"].encode = lambda texts: encoded.append(list(texts)) or encode(texts)
+    together = labeller(conversations)
+    texts = [[row["text"] for row in rows] for rows in alone]
+    assert encoded == [[text for conversation in texts for text in conversation]]  # one call for the whole batch
+    assert [[row["text"] for row in rows] for rows in together] == texts
+    for rows_together, rows_alone in zip(together, alone):
+        for row_together, row_alone in zip(rows_together, rows_alone):
+            assert row_together["emotion"] == row_alone["emotion"]
+            assert row_together["probabilities"] == pytest.approx(row_alone["probabilities"], abs=1e-6)
+
+
 def test_conversation_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         read_conversation(tmp_path / "missing.json")
@@ -246,6 +274,7 @@ def test_a_meld_folder_the_user_names_is_the_one_used(meld_csv_dir, tmp_path, mo
     assert find_meld_dir(str(meld_csv_dir)) == meld_csv_dir
 
 
+@pytest.mark.slow
 def test_quickstart_on_an_iemocap_release(tmp_path, capsys):
     """`hf-erc quickstart --dataset iemocap --data-dir IEMOCAP_full_release`, shortened (1 epoch), on a raw-layout
     release: the authors' split is prepared once, MiniLM is fine-tuned on its training turns, text-only SDT trains on

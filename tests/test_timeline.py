@@ -125,6 +125,23 @@ def test_one_band_per_cue_in_its_lane_and_time(conversation):
         assert band.get_facecolor()[:3] == pytest.approx(rgb(colors[row["emotion"]]), abs=1e-6)
 
 
+def test_one_speakers_cues_on_one_span_share_the_lane_in_stacked_rows():
+    """Two lines of a dual-speaker cue whose speakers are both unknown (one span, one lane) are drawn one above the
+    other, each half the band's height, neither hiding the other; a later cue of that speaker has the full band."""
+    rows = [
+        cue("unknown", 1.0, 3.0, "joy", 0.9, text="- Did you get it?"),
+        cue("unknown", 1.0, 3.0, "surprise", 0.8, text="- Yes!"),
+        cue("Ann", 3.5, 5.0, "neutral", 0.7),
+        cue("unknown", 6.0, 8.0, "anger", 0.6),
+    ]
+    first, second, _, later = bands(build_timeline_figure(rows).axes[0])
+    full = later.get_height()
+    assert first.get_height() == pytest.approx(full / 2) and second.get_height() == pytest.approx(full / 2)
+    assert first.get_y() + first.get_height() == pytest.approx(second.get_y())  # stacked, not overlapping
+    assert first.get_y() == pytest.approx(later.get_y())  # together they fill the lane's band
+    assert second.get_y() + second.get_height() == pytest.approx(later.get_y() + full)
+
+
 def test_opacity_follows_the_probability(conversation):
     ax = build_timeline_figure(conversation).axes[0]
     alphas = [band.get_facecolor()[3] for band in bands(ax)]

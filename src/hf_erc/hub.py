@@ -2,7 +2,8 @@
 
 A checkpoint folder (``save_pretrained`` output: config, safetensors weights, model code)
 gets a ``README.md`` rendered from ``model_cards/template.md`` whose ``model-index``
-metadata holds the measured results, so the Hub shows them on the model page.
+metadata holds the measured results, so the Hub shows them on the model page, and the
+``handler.py`` and ``requirements.txt`` that deploy it as a Hugging Face Inference Endpoint.
 Publishing works offline up to the upload: everything is written locally first, and a
 failed upload says which folder to push later.
 """
@@ -11,13 +12,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 
-from .inference.checkpoints import read_checkpoint_json
+from . import __version__
+from .inference.checkpoints import ENDPOINT_HANDLER_FILE, ENDPOINT_HANDLER_SOURCE, read_checkpoint_json
 from .labels import emotion_names
 from .locking import LOCK_FILE
 from .models.papers import PaperInfo
@@ -32,6 +35,14 @@ DIALOGUE_MODEL_USAGE = (
     "{num_labels}]` over the labels in `config.id2label`."
 )
 HEADLINE_METRICS = ("weighted_f1", "accuracy", "macro_f1")
+# What an Inference Endpoint installs before it imports handler.py: hf_erc, at the version that wrote the handler.
+ENDPOINT_REQUIREMENTS = f"""\
+# What handler.py needs on a Hugging Face Inference Endpoint, which installs this file before importing it.
+# hf_erc is not on PyPI: before deploying, replace the last line with where hf_erc {__version__} lives, e.g.
+#   hf-erc @ git+https://github.com/<org>/hf_erc@<tag>
+#   hf-erc @ https://<host>/hf_erc-{__version__}-py3-none-any.whl
+hf-erc=={__version__}
+"""
 
 
 def paper_info(model_type: str) -> PaperInfo | None:
@@ -205,6 +216,7 @@ def build_model_card(
         modalities_text="modalities: " + ", ".join(modalities),
         num_labels=len(label_names),
         label_list=", ".join(label_names),
+        example_labels=label_names[:3],  # the endpoint section's example response
         result_rows=rows or [{"split": "not evaluated", **{name: "–" for name in HEADLINE_METRICS}}],
         per_class_rows=per_class_rows,
         per_class_split=per_class_split,
@@ -248,6 +260,18 @@ def _training_description(summary: dict) -> str:
     )
 
 
+def write_endpoint_files(checkpoint_dir: str | os.PathLike) -> list[Path]:
+    """Make ``checkpoint_dir`` deployable as a Hugging Face Inference Endpoint: ``handler.py`` (hf_erc's
+    :mod:`~hf_erc.inference.endpoint_handler`, copied verbatim, so it is always the installed package's) and, unless
+    the folder has one already (e.g. edited to point at a wheel), ``requirements.txt`` naming hf_erc."""
+    checkpoint_dir = Path(checkpoint_dir)
+    handler, requirements = checkpoint_dir / ENDPOINT_HANDLER_FILE, checkpoint_dir / "requirements.txt"
+    shutil.copyfile(ENDPOINT_HANDLER_SOURCE, handler)
+    if not requirements.is_file():
+        requirements.write_text(ENDPOINT_REQUIREMENTS, encoding="utf-8")
+    return [handler, requirements]
+
+
 def write_model_card(checkpoint_dir: str | os.PathLike, repo_id: str, **options) -> Path:
     """Render and save ``README.md`` in ``checkpoint_dir``."""
     card = build_model_card(checkpoint_dir, repo_id, **options)
@@ -264,12 +288,13 @@ def push_checkpoint(
     token: str | None = None,
     **card_options,
 ) -> str:
-    """Write the model card, then upload the folder to ``repo_id``; returns the commit URL."""
+    """Write the model card and the endpoint files, then upload the folder to ``repo_id``; returns the commit URL."""
     checkpoint_dir = Path(checkpoint_dir)
     missing = [name for name in ("config.json", "model.safetensors") if not (checkpoint_dir / name).is_file()]
     if missing:
         raise FileNotFoundError(f"{checkpoint_dir} is not a checkpoint folder: {', '.join(missing)} missing. Point at a `save_pretrained` output.")
     write_model_card(checkpoint_dir, repo_id, **card_options)
+    write_endpoint_files(checkpoint_dir)
     api = HfApi(token=token)
     try:
         api.create_repo(repo_id, private=private, exist_ok=True)
@@ -285,7 +310,7 @@ def push_checkpoint(
     except Exception as error:  # network, auth and offline-mode errors all end here
         raise HubUploadError(
             f"Upload of {checkpoint_dir} to {repo_id} failed ({type(error).__name__}: {error}). "
-            f"The folder is complete (weights, config, code, model card): push it later with "
+            f"The folder is complete (weights, config, code, model card, endpoint handler): push it later with "
             f"`python scripts/push_to_hub.py {checkpoint_dir} {repo_id}` once the Hub is reachable and you are logged in."
         ) from error
     return str(getattr(commit, "commit_url", commit))

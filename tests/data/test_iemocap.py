@@ -35,6 +35,7 @@ from tests.utils.iemocap_release import (
     release_with,
 )
 from tests.utils.media_fixtures import frame_index
+from tests.utils.scripts import load_script
 
 def expected_rows(session_filter, keep_unlabeled=False):
     rows = []
@@ -475,13 +476,7 @@ def test_session_without_emo_evaluation(tmp_path):
 
 
 def load_prepare_script():
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[2] / "dataset_scripts" / "iemocap" / "prepare_iemocap.py"
-    spec = importlib.util.spec_from_file_location("prepare_iemocap", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(Path(__file__).resolve().parents[2] / "dataset_scripts" / "iemocap" / "prepare_iemocap.py")
 
 
 def test_prepare_script_writes_a_loadable_parquet_repo(raw_dir, tmp_path):

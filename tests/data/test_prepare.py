@@ -20,6 +20,7 @@ from hf_erc.data.prepare import is_prepared_folder, load_erc_dataset
 from hf_erc.data.summary import summarize
 from tests.utils.media_fixtures import write_corrupt, write_mp4
 from tests.utils.meld_files import TINY_ROWS, write_meld_csv
+from tests.utils.scripts import load_script
 
 
 @pytest.fixture(scope="module")
@@ -209,13 +210,9 @@ def test_push_offline_says_folder_is_complete(tiny_release, tmp_path, monkeypatc
 
 
 def test_prepare_meld_script(tiny_release, tmp_path, capsys):
-    import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[2] / "dataset_scripts" / "meld" / "prepare_meld.py"
-    spec = importlib.util.spec_from_file_location("prepare_meld", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script(Path(__file__).resolve().parents[2] / "dataset_scripts" / "meld" / "prepare_meld.py")
     output = tmp_path / "meld"
     assert script.main([str(tiny_release), str(output), "--no-check-media", "--cache-dir", str(tmp_path / "c")]) == 0
     assert "unusable audio/video" not in capsys.readouterr().out  # existence only: the corrupt clip counts

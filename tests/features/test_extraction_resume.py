@@ -62,6 +62,7 @@ def text_features(output):
     return {name: np.array(split["text_features"]) for name, split in load_erc_dataset("meld", output).items()}
 
 
+@pytest.mark.slow
 def test_an_extraction_killed_half_way_resumes_without_encoding_twice(meld_subset, text_encoder, tmp_path, encoded, caplog):
     output = tmp_path / "interrupted"
     arguments = extract_arguments(meld_subset, output, text_encoder)

@@ -10,11 +10,12 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from hf_erc.data.prepare import load_erc_dataset
 from tests.utils.media_fixtures import write_corrupt, write_mp4
 from tests.utils.meld_files import write_meld_subset
-from tests.utils.tiny_encoders import tiny_audio_config, write_tiny_text_encoder
+from tests.utils.tiny_encoders import write_tiny_audio_encoder, write_tiny_text_encoder
 from tests.utils.training import REPO_ROOT, accelerate_launcher, offline_environment
 
 DIALOGUES = {"train_sent_emo.csv": 6, "dev_sent_emo.csv": 2, "test_sent_emo.csv": 2}
@@ -32,14 +33,8 @@ def write_meld_with_clips(meld_csv_dir, path):
 
 
 def write_tiny_encoders(path):
-    """The tiny text encoder of tests/utils/tiny_encoders.py and a tiny data2vec-audio with its feature extractor."""
-    from transformers import Data2VecAudioConfig, Data2VecAudioModel, Wav2Vec2FeatureExtractor
-
-    Data2VecAudioModel(Data2VecAudioConfig(**tiny_audio_config())).save_pretrained(path / "audio")
-    Wav2Vec2FeatureExtractor(sampling_rate=16000, do_normalize=True, return_attention_mask=True).save_pretrained(
-        path / "audio"
-    )
-    return write_tiny_text_encoder(path / "text"), path / "audio"
+    """The tiny text encoder and data2vec-audio of tests/utils/tiny_encoders.py."""
+    return write_tiny_text_encoder(path / "text"), write_tiny_audio_encoder(path / "audio")
 
 
 def extract(launcher, data_dir, output, encoders, datasets_cache):
@@ -53,6 +48,7 @@ def extract(launcher, data_dir, output, encoders, datasets_cache):
     return result
 
 
+@pytest.mark.slow
 def test_two_processes_extract_the_features_of_one(meld_csv_dir, tmp_path):
     data_dir = write_meld_with_clips(meld_csv_dir, tmp_path / "meld")
     encoders = write_tiny_encoders(tmp_path / "encoders")

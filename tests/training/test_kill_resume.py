@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 from safetensors.numpy import load_file
+import pytest
 
 from hf_erc.locking import LOCK_FILE
 from tests.utils.synthetic_features import write_feature_dataset
@@ -47,6 +48,7 @@ def evaluations(output_dir):
     ]
 
 
+@pytest.mark.slow
 def test_a_run_killed_mid_epoch_resumes_to_the_same_weights_and_metrics(tmp_path):
     feature_dir = write_feature_dataset(tmp_path / "features", TRAIN_DIALOGUES)
     output_dir = tmp_path / "interrupted"

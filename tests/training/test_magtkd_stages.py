@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from transformers import AutoModel
 
 import hf_erc
@@ -25,7 +24,7 @@ from hf_erc.training import RunArguments
 from hf_erc.training import run as train_run
 from hf_erc.training.arguments import parse_run_arguments
 from hf_erc.training.recipes import get_recipe
-from tests.utils.stage_data import HIDDEN, TINY_CONFIG, media_workspace
+from tests.utils.stage_data import HIDDEN, media_workspace, write_magtkd_config
 from tests.utils.training import (
     accelerate_launcher,
     assert_loads_without_hf_erc_and_peft,
@@ -36,10 +35,6 @@ from tests.utils.training import (
     train_in_process,
 )
 
-# The encoders of TelME's toy, as MAGTKD stage settings (MAGTKD has no TelME fusion fields).
-TINY_STAGE_CONFIG = {
-    name: TINY_CONFIG[name] for name in ("text_config", "audio_config", "video_config", "projection_size", "text_max_length")
-}
 TINY_FUSION_CONFIG = {"hidden_size": HIDDEN, "num_attention_heads": 2}
 # MAGTKD's MELD distillation (KD.py): CE + 0.1 * DIST(T=2) + 1.0 * feature KD; the toy's similarity softmax is
 # sharper than the reference's T = 1, so that the feature term has room to fall.
@@ -61,35 +56,11 @@ def workspace(tmp_path_factory):
     return root
 
 
-def write_config(path, workspace, output_dir, **fields):
-    config = {
-        "model_type": "magtkd",
-        "dataset_name": "meld",
-        "data_dir": str(workspace / "data"),
-        "config_overrides": TINY_STAGE_CONFIG,
-        "tokenizer_name_or_path": str(workspace / "tokenizer"),
-        "embedding_cache_dir": str(workspace / "cache"),
-        "output_dir": str(output_dir),
-        "num_train_epochs": 1,
-        "per_device_train_batch_size": 4,
-        "per_device_eval_batch_size": 8,
-        "learning_rate": 1e-3,
-        "weight_decay": 0.01,
-        "max_grad_norm": 10.0,
-        "seed": 42,
-        "save_total_limit": 1,
-        "disable_tqdm": True,
-    }
-    config.update(fields)
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    return path
-
-
 def train(workspace, name, **fields):
     """One stage from its YAML file through `hf_erc.training.train` in this process (so a test can also watch what
     it calls); scripts/train.py under `accelerate launch` runs the text stage below."""
     output_dir = workspace / name
-    train_in_process(write_config(workspace / f"{name}.yaml", workspace, output_dir, **fields))
+    train_in_process(write_magtkd_config(workspace / f"{name}.yaml", workspace, output_dir, **fields))
     return output_dir
 
 
@@ -97,7 +68,7 @@ def train(workspace, name, **fields):
 def text_dir(workspace):
     """The text stage under `accelerate launch` with two gloo processes."""
     output_dir = workspace / "text"
-    config = write_config(
+    config = write_magtkd_config(
         workspace / "text.yaml", workspace, output_dir, stage="text", modalities=["text"], num_train_epochs=2
     )
     run_script(accelerate_launcher(2) + ["scripts/train.py", "--config", str(config)])
@@ -125,7 +96,7 @@ def kd_audio_dir(workspace, text_dir, audio_dir):
 
 def stage_setup_and_served_processor(workspace, tmp_path, **fields):
     """A stage's setup in this process (nothing trained), and the processor it saves, loaded back as served."""
-    config = write_config(tmp_path / "stage.yaml", workspace, tmp_path / "stage", **fields)
+    config = write_magtkd_config(tmp_path / "stage.yaml", workspace, tmp_path / "stage", **fields)
     arguments = RunArguments.from_config(config)
     recipe = get_recipe("magtkd")
     _, stage = recipe.stage(arguments.model.stage)
@@ -206,7 +177,7 @@ def test_kd_stage_moves_the_student_towards_the_text_model(kd_audio_dir):
 
 
 def test_kd_stage_needs_the_text_model(workspace, audio_dir, capsys):
-    config = write_config(
+    config = write_magtkd_config(
         workspace / "no-teacher.yaml", workspace, workspace / "no-teacher", modalities=["audio"], **KD_FIELDS
     )
     assert train_run.main(["--config", str(config)]) == 2

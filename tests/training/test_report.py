@@ -43,6 +43,7 @@ def seeds_of(calls):
     return [arguments.training.seed for arguments in calls]
 
 
+@pytest.mark.slow
 def test_two_seeds_mean_std_files_reuse_and_same_as_separate_processes(tmp_path, feature_dir, monkeypatch, capsys):
     config = write_config(tmp_path / "run.yaml", feature_dir, tmp_path / "unused")
     root = tmp_path / "runs"

@@ -47,6 +47,7 @@ def output_files(output_dir):
     return files
 
 
+@pytest.mark.slow
 def test_readme_command_trains_one_model_on_two_cpu_processes(tmp_path, feature_dir):
     """The README's two-process command, literally, with a shipped config: one model trained by two gloo ranks."""
     command = readme_command(README_COMMAND_PREFIX)
@@ -111,6 +112,7 @@ def write_rank_without_audio(path):
     return path
 
 
+@pytest.mark.slow
 def test_a_rank_without_audio_does_not_stall_the_other(tmp_path):
     """Two gloo ranks train a text+audio SDT; every batch of rank 1 lacks audio. DDP looks for unused parameters
     (set by train.py for a multimodal model) and the run completes with identical weights on both ranks."""

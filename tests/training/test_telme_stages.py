@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 import hf_erc.models  # noqa: F401  (registers the Auto classes)
 from hf_erc.models import TelMEAudioStudent, TelMEConfig, TelMETextTeacher, TelMEVideoStudent
 from hf_erc.training import DistillationArguments, ERCTrainer, ERCTrainingArguments
 from hf_erc.training import run as train_run
-from tests.utils.stage_data import HIDDEN, TINY_CONFIG, VOCABULARY, media_workspace
+from tests.utils.stage_data import HIDDEN, TINY_CONFIG, VOCABULARY, media_workspace, write_stage_config
 from tests.utils.training import (
     accelerate_launcher,
     assert_loads_without_hf_erc_and_peft,
@@ -36,25 +35,8 @@ def workspace(tmp_path_factory):
 
 
 def write_config(path, workspace, output_dir, **fields):
-    config = {
-        "model_type": "telme",
-        "dataset_name": "meld",
-        "data_dir": str(workspace / "data"),
-        "config_overrides": TINY_CONFIG,
-        "embedding_cache_dir": str(workspace / "cache"),
-        "output_dir": str(output_dir),
-        "num_train_epochs": 2,
-        "per_device_train_batch_size": 4,
-        "per_device_eval_batch_size": 8,
-        "learning_rate": 1e-3,
-        "max_grad_norm": 10.0,
-        "seed": 42,
-        "save_total_limit": 1,
-        "disable_tqdm": True,
-    }
-    config.update(fields)
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    return path
+    telme = {"model_type": "telme", "config_overrides": TINY_CONFIG, "num_train_epochs": 2}
+    return write_stage_config(path, workspace, output_dir, **{**telme, **fields})
 
 
 STUDENT_FIELDS = {
@@ -226,6 +208,7 @@ def test_fusion_trains_on_cached_embeddings_and_the_checkpoint_loads_alone(
     assert_loads_without_hf_erc_and_peft(output_dir, inputs, workspace)
 
 
+@pytest.mark.slow
 def test_fusion_stage_with_two_processes(workspace, teacher_dir, audio_student_dir, video_student_dir):
     """Stage 3 under `accelerate launch` with two gloo ranks: one model, identical weights on both ranks."""
     output_dir = workspace / "fusion-ddp"

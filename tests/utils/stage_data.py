@@ -2,6 +2,7 @@
 utterance follow its emotion, so a few epochs learn something."""
 
 import numpy as np
+import yaml
 from datasets import Dataset, DatasetDict
 
 from hf_erc.data.contract import contract_features
@@ -32,6 +33,10 @@ TINY_CONFIG = {
     "fusion_hidden_size": HIDDEN,
     "fusion_num_heads": 2,
     "text_max_length": 48,
+}
+# The encoders of TelME's toy, as MAGTKD stage settings (MAGTKD has no TelME fusion fields).
+TINY_MAGTKD_STAGE_CONFIG = {
+    name: TINY_CONFIG[name] for name in ("text_config", "audio_config", "video_config", "projection_size", "text_max_length")
 }
 
 
@@ -97,3 +102,36 @@ def media_workspace(root, train_dialogues, eval_dialogues, speakers=SPEAKERS):
     splits["test"] = media_split(media, eval_dialogues, 2, "test", speakers)
     save_parquet_repo(DatasetDict(splits), root / "data", "# Tiny MELD-like data with media, for tests\n")
     write_tokenizer(root / "tokenizer")
+
+
+def write_stage_config(path, workspace, output_dir, **fields):
+    """A scripts/train.py YAML file for a tiny stage on :func:`media_workspace`'s data in ``workspace``, with the
+    training settings every stage test shares; ``fields`` add or replace keys (``model_type``, ``stage``...)."""
+    config = {
+        "dataset_name": "meld",
+        "data_dir": str(workspace / "data"),
+        "embedding_cache_dir": str(workspace / "cache"),
+        "output_dir": str(output_dir),
+        "num_train_epochs": 1,
+        "per_device_train_batch_size": 4,
+        "per_device_eval_batch_size": 8,
+        "learning_rate": 1e-3,
+        "max_grad_norm": 10.0,
+        "seed": 42,
+        "save_total_limit": 1,
+        "disable_tqdm": True,
+    }
+    config.update(fields)
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def write_magtkd_config(path, workspace, output_dir, **fields):
+    """:func:`write_stage_config` for a tiny MAGTKD stage, with the workspace's tokenizer."""
+    magtkd = {
+        "model_type": "magtkd",
+        "config_overrides": TINY_MAGTKD_STAGE_CONFIG,
+        "tokenizer_name_or_path": str(workspace / "tokenizer"),
+        "weight_decay": 0.01,
+    }
+    return write_stage_config(path, workspace, output_dir, **{**magtkd, **fields})

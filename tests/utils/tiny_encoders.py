@@ -1,7 +1,14 @@
 """Tiny random encoder configurations (RoBERTa, data2vec-audio, TimeSformer) shared by the model and stage tests,
-and a tiny text encoder folder for feature extraction."""
+and tiny text, audio and video encoder folders for feature extraction and feature-level checkpoints."""
 
-__all__ = ["tiny_audio_config", "tiny_text_config", "tiny_video_config", "write_tiny_text_encoder"]
+__all__ = [
+    "tiny_audio_config",
+    "tiny_text_config",
+    "tiny_video_config",
+    "write_tiny_audio_encoder",
+    "write_tiny_text_encoder",
+    "write_tiny_video_encoder",
+]
 
 
 def tiny_text_config(hidden_size=32, num_hidden_layers=2, vocab_size=40, max_position_embeddings=40):
@@ -64,4 +71,33 @@ def write_tiny_text_encoder(path):
     torch.manual_seed(0)
     RobertaModel(RobertaConfig(**config)).save_pretrained(path)
     tokenizer.save_pretrained(path)
+    return path
+
+
+def write_tiny_audio_encoder(path):
+    """A tiny random data2vec-audio with its feature extractor, saved to ``path`` for
+    :class:`hf_erc.features.AudioEncoder`; returns ``path``."""
+    import torch
+    from transformers import Data2VecAudioConfig, Data2VecAudioModel, Wav2Vec2FeatureExtractor
+
+    torch.manual_seed(0)
+    Data2VecAudioModel(Data2VecAudioConfig(**tiny_audio_config())).save_pretrained(path)
+    Wav2Vec2FeatureExtractor(sampling_rate=16000, do_normalize=True, return_attention_mask=True).save_pretrained(path)
+    return path
+
+
+def write_tiny_video_encoder(path):
+    """A tiny random TimeSformer (2 frames of 32x32) with VideoMAE's image processor, saved to ``path`` for
+    :class:`hf_erc.features.VideoEncoder`; returns ``path``."""
+    import torch
+    from transformers import TimesformerConfig, TimesformerModel
+    from transformers.models.videomae.image_processing_pil_videomae import VideoMAEImageProcessorPil
+
+    config = tiny_video_config()
+    torch.manual_seed(0)
+    TimesformerModel(TimesformerConfig(**config)).save_pretrained(path)
+    size = config["image_size"]
+    VideoMAEImageProcessorPil(size={"shortest_edge": size}, crop_size={"height": size, "width": size}).save_pretrained(
+        path
+    )
     return path

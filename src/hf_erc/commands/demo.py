@@ -2,7 +2,9 @@
 
 Two tabs: type or edit a conversation in a table, or upload a video with its ``.srt``/``.vtt`` subtitles; pick a
 checkpoint; run; see one row per utterance (speaker, times, emotion, its probability, text, flags) and the emotion
-timeline picture. The top-level ``app.py`` serves the same app as a Hugging Face Space.
+timeline picture. The top-level ``app.py`` serves the same app as a Hugging Face Space. Users are served one
+labelling at a time (``--concurrency``), the others wait in a bounded queue (``--max-queued``) and are told to try
+again past it; ``scripts/bench_demo.py`` measures that under concurrent users (see :data:`CONCURRENT_LABELLINGS`).
 
 Gradio is an optional dependency (``pip install "hf-erc[demo]"``): it is imported only when the demo is built, so
 ``hf-erc`` and its other sub-commands work without it.
@@ -10,6 +12,7 @@ Gradio is an optional dependency (``pip install "hf-erc[demo]"``): it is importe
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -33,7 +36,25 @@ SAMPLE_CONVERSATION = Path(__file__).resolve().parents[1] / "resources" / "sampl
 CONVERSATION_COLUMNS = ["speaker", "text"]
 RESULT_COLUMNS = ["speaker", "start", "end", "emotion", "probability", "text", "flags"]
 
+# How many users are served at once. Both Run buttons share one pool of CONCURRENT_LABELLINGS workers
+# (concurrency_id LABELLING; Gradio's default is one worker per button, so a conversation and a video would run
+# side by side). A labelling is CPU-bound torch whose intra-op threads already use every core, so a second one at
+# once only splits the cores: scripts/bench_demo.py (16 users, 160 requests half of them malformed, the tiny
+# text-only checkpoint, 2 cores shared with other jobs, twice each) served 5.2 and 5.5 requests/s with 1 worker
+# (labelling p50 3.2 / 3.0 s, p99 4.2 / 4.9 s) and 5.3 and 5.7 with 2 (p50 3.3 / 3.1 s, p99 6.2 / 5.3 s): no
+# throughput beyond the noise, a longer tail and about 20 MiB more memory. One worker also never runs a pipeline (its
+# tokenizer, its model) from two threads at once. Raise it with ``hf-erc demo --concurrency`` on a GPU or many
+# cores. Requests beyond the workers wait in the queue, malformed ones too; past MAX_QUEUED waiting, a request is
+# refused at once (the page says "This application is currently busy. Please try again.", gradio_client raises
+# "Queue is full! Please try again.") instead of waiting for minutes: at about 0.2 to 0.4 s a request, the last
+# of 64 waits some 15 to 25 s.
+CONCURRENT_LABELLINGS = 1
+MAX_QUEUED = 64
+LABELLING = "labelling"
+
 __all__ = [
+    "CONCURRENT_LABELLINGS",
+    "MAX_QUEUED",
     "QUICKSTART_CHECKPOINT",
     "RESULT_COLUMNS",
     "DemoBackend",
@@ -67,15 +88,26 @@ def sample_table() -> list[list[str]]:
 
 def conversation_from_table(table: Any) -> dict[str, list[dict[str, str]]]:
     """A ``{"utterances": [...]}`` conversation from the table's rows (a list of ``[speaker, text]`` rows or a
-    pandas DataFrame); rows without text are skipped, a text without a speaker is an error naming the row."""
+    pandas DataFrame). Blank rows (the table's "add row" leaves them) are skipped; a row that is not two cells, a
+    text without a speaker and a speaker without a text are errors naming the row, so nothing the user typed is
+    dropped silently."""
     if hasattr(table, "values") and hasattr(table, "columns"):  # a pandas DataFrame
         table = table.values.tolist()
     utterances = []
     for number, row in enumerate(table or [], start=1):
-        cells = ["" if cell is None else str(cell).strip() for cell in list(row)[:2]] + ["", ""]
-        speaker, text = cells[0], cells[1]
-        if not text:
+        cells = ["" if cell is None else str(cell).strip() for cell in list(row)]
+        if not any(cells):
             continue
+        if len(cells) != len(CONVERSATION_COLUMNS):
+            shown = ", ".join(map(repr, cells))[:80]
+            raise ValueError(
+                f"Conversation row {number} has {len(cells)} cell{'s' * (len(cells) != 1)} ({shown}): the table "
+                f"takes {len(CONVERSATION_COLUMNS)} columns, {' and '.join(CONVERSATION_COLUMNS)}; put each "
+                "utterance's speaker and text in them."
+            )
+        speaker, text = cells
+        if not text:
+            raise ValueError(f"Conversation row {number} ({speaker[:40]!r}) has no text: type it or delete the row.")
         if not speaker:
             raise ValueError(f"Conversation row {number} ({text[:40]!r}) has no speaker: fill in its speaker cell.")
         utterances.append({"speaker": speaker, "text": text})
@@ -182,6 +214,8 @@ def build_demo(
     models: list[str] | None = None,
     device: str | None = None,
     trust_remote_code: bool = False,
+    concurrency: int = CONCURRENT_LABELLINGS,
+    max_queued: int | None = MAX_QUEUED,
 ):
     """The demo as a ``gradio.Blocks``: a checkpoint picker, a "Conversation" and a "Video" tab with a Run button
     each, and the result table and timeline picture they fill.
@@ -191,7 +225,12 @@ def build_demo(
     ``demo.hf_erc`` (``label_conversation(checkpoint, table)``, ``label_video(checkpoint, video, subtitles)``, each
     returning ``(table rows, image path)``, and ``backend``) so they can be called without a browser.
     ``trust_remote_code`` (off by default) lets checkpoints of other model types run the code they ship.
+    ``concurrency`` labellings run at once, over both buttons; at most ``max_queued`` more wait (``None``: no
+    bound), and a request past that is refused at once with Gradio's "busy, try again" (see
+    :data:`CONCURRENT_LABELLINGS`).
     """
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, got {concurrency}.")
     gr = _import_gradio()
     backend = DemoBackend(device=device, trust_remote_code=trust_remote_code)
     default_model = default_model or default_checkpoint()
@@ -261,8 +300,10 @@ def build_demo(
         timeline = gr.Image(
             type="filepath", format="png", label="Emotion timeline", interactive=False, elem_id="timeline"
         )
-        run_conversation.click(label_conversation, [checkpoint, table], [results, timeline])
-        run_video.click(label_video, [checkpoint, video, subtitles], [results, timeline])
+        serving = {"concurrency_limit": concurrency, "concurrency_id": LABELLING}
+        run_conversation.click(label_conversation, [checkpoint, table], [results, timeline], **serving)
+        run_video.click(label_video, [checkpoint, video, subtitles], [results, timeline], **serving)
+    demo.queue(max_size=max_queued)
 
     demo.hf_erc = SimpleNamespace(
         backend=backend, label_conversation=label_conversation, label_video=label_video
@@ -278,6 +319,13 @@ def _flag(value: str) -> bool:
     if lowered in ("0", "false", "no", "off"):
         return False
     raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _at_least_one(value: str) -> int:
+    """A whole number of at least 1 (workers, queue places), or argparse's error saying so."""
+    if not value.strip().isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
+    return int(value)
 
 
 def register(subparsers) -> None:
@@ -302,6 +350,22 @@ def register(subparsers) -> None:
     )  # fmt: skip
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     parser.add_argument(
+        "--concurrency",
+        type=_at_least_one,
+        default=CONCURRENT_LABELLINGS,
+        metavar="N",
+        help=f"Labellings run at once (default {CONCURRENT_LABELLINGS}: one already uses every CPU core; raise it on "
+        "a GPU or many cores).",
+    )
+    parser.add_argument(
+        "--max-queued",
+        type=_at_least_one,
+        default=MAX_QUEUED,
+        metavar="N",
+        help=f"Requests that may wait for a worker (default {MAX_QUEUED}); past that a user is told the app is busy "
+        "and to try again.",
+    )
+    parser.add_argument(
         "--trust-remote-code",
         action="store_true",
         help="Let checkpoints whose model type is not hf_erc's run the Python code they ship (only for code you "
@@ -311,7 +375,7 @@ def register(subparsers) -> None:
 
 
 def _run_demo(args) -> int:
-    models = args.model or []
+    models = [_checked_checkpoint(model) for model in args.model or []]  # a named folder that is wrong stops here
     default = models[0] if models else default_checkpoint()
     if default is None:
         print(
@@ -319,7 +383,14 @@ def _run_demo(args) -> int:
             "type a checkpoint in the page."
         )
     try:
-        demo = build_demo(default, models=models[1:], device=args.device, trust_remote_code=args.trust_remote_code)
+        demo = build_demo(
+            default,
+            models=models[1:],
+            device=args.device,
+            trust_remote_code=args.trust_remote_code,
+            concurrency=args.concurrency,
+            max_queued=args.max_queued,
+        )
     except ImportError as error:  # Gradio missing: say how to install it, without a traceback
         print(f"hf-erc demo: error: {error}", file=sys.stderr)
         return 2

@@ -3,7 +3,13 @@ save (``--json``, ``--csv``) or draw (``--plot``) the emotions of every utteranc
 
 Without subtitles, ``--asr MODEL`` (a Whisper checkpoint) makes the cues by speech recognition (speaker
 ``unknown``). It never replaces subtitles: it cannot go with ``--subtitles``, and in a folder of videos it is used
-only for the videos that have no subtitle file beside them."""
+only for the videos that have no subtitle file beside them.
+
+A long video is read ``--batch-size`` cues at a time (their audio and frames decoded, turned into model inputs and
+freed), so memory does not grow with its length; the labels do not depend on the batch size. ``--video FOLDER
+--output DIR`` writes each video's rows to ``DIR/<video name>.json`` as soon as it is labelled and skips the videos
+already there, so a stopped run resumes; under ``accelerate launch`` or ``torchrun`` the processes share the videos
+out, each on its own device."""
 
 from __future__ import annotations
 
@@ -15,10 +21,13 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from ..distributed import end_process_group, launched_world_size, process_state
+from ..features.cache import write_atomically
 from ..inference.asr import load_recognizer
 from ..inference.conversations import conversation_from_asr, read_conversation, subtitles_beside
 from ..inference.pipelines import pipeline
 from ..inference.timeline import plot_timeline
+from ..locking import OutputFolderLock
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v")
 
@@ -96,10 +105,29 @@ def register(subparsers) -> None:
         "openai/whisper-small) for a video without subtitles; speakers are 'unknown'. Not with --subtitles; with a "
         "folder, used only for the videos that have no subtitle file beside them.",
     )
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="cpu, cuda, cuda:1, ... (default: cuda when available; under `accelerate launch`, each process's own).",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=16,
+        metavar="N",
+        help="Cues of a video whose audio and frames are decoded and run through the model together (default 16): "
+        "memory follows it, not the video's length; the labels do not depend on it.",
+    )
     parser.add_argument("--json", action="store_true", help="Print JSON (one object per utterance) instead of a table.")
     parser.add_argument("--csv", metavar="FILE", help="Also write the rows as CSV.")
     parser.add_argument("--plot", metavar="FILE.png", help="Draw the emotion timeline (a folder: one PNG per video).")
+    parser.add_argument(
+        "--output",
+        metavar="DIR",
+        help="With --video FOLDER: write each video's rows to DIR/<video name>.json (JSON, whole or not at all) as "
+        "soon as it is labelled, and skip the videos whose file is there already, so a stopped run resumes. Under "
+        "`accelerate launch` or `torchrun` the processes share the videos out. Not with --json or --csv.",
+    )
     parser.add_argument(
         "--online",
         action="store_true",
@@ -115,7 +143,13 @@ def _run_predict(args) -> int:
     asr = getattr(args, "asr", None)
     if asr and args.subtitles:
         raise ValueError("--asr makes the cues of a video without subtitles: give --subtitles or --asr, not both.")
-    labeller = pipeline(args.model, device=args.device, trust_remote_code=args.trust_remote_code)
+    folder = args.video is not None and Path(args.video).is_dir()
+    if folder and args.subtitles:
+        raise ValueError("--subtitles names one file: with a folder of videos, put each video's subtitles beside it.")
+    _check_output_options(args, folder)
+    if getattr(args, "output", None):
+        return _run_folder_to_files(videos_in(Path(args.video)), args)
+    labeller = _load_labeller(args, args.device)
     labels = [labeller.id2label[index] for index in sorted(labeller.id2label)]
     if args.conversation is not None:
         if args.subtitles or args.plot or asr:
@@ -130,9 +164,7 @@ def _run_predict(args) -> int:
     if args.online:
         raise ValueError("--online labels a conversation JSON file as it arrives; not with --video.")
     video = Path(args.video)
-    if video.is_dir():
-        if args.subtitles:
-            raise ValueError("--subtitles names one file: with a folder of videos, put each video's subtitles beside it.")
+    if folder:
         return _run_folder(labeller, videos_in(video), args, labels)
     if asr:
         rows = _label_by_asr(labeller, video, asr, args.device)
@@ -143,6 +175,40 @@ def _run_predict(args) -> int:
     if args.plot:
         _plot(rows, args.plot, title=f"{video.name}: emotions by speaker")
     return 0
+
+
+def _check_output_options(args, folder: bool) -> None:
+    """``--output`` goes with ``--video FOLDER`` (``folder``) and neither ``--json`` nor ``--csv``; several launched
+    processes need it (it is what they share out); ``--batch-size`` is at least 1."""
+    if getattr(args, "batch_size", 1) < 1:
+        raise ValueError(f"--batch-size {args.batch_size}: expected at least 1 cue.")
+    output = getattr(args, "output", None)
+    processes = launched_world_size()
+    if output is None:
+        if processes > 1:
+            raise ValueError(
+                f"{processes} processes were launched, but only --video FOLDER --output DIR shares work out among "
+                "processes (one result file per video): label anything else in one process."
+            )
+        return
+    if not folder:
+        raise ValueError(
+            f"--output {output} writes one result file per video of a folder: give --video FOLDER (for one video or a "
+            "conversation, use --json or --csv)."
+        )
+    if args.json or args.csv:
+        raise ValueError(
+            f"--output {output} writes each video's rows to its own JSON file: not with --json or --csv, which print "
+            "or write every video's rows at once."
+        )
+
+
+def _load_labeller(args, device):
+    """The checkpoint's pipeline, reading a video ``--batch-size`` cues at a time, with a progress bar over them."""
+    labeller = pipeline(args.model, device=device, trust_remote_code=args.trust_remote_code)
+    labeller.media_chunk_size = getattr(args, "batch_size", labeller.media_chunk_size)
+    labeller.progress = args.video is not None
+    return labeller
 
 
 def _report(rows, args, labels) -> None:
@@ -174,18 +240,11 @@ def _print_online(stream, as_json: bool) -> list[dict[str, Any]]:
 def _run_folder(labeller, videos: list[Path], args, labels) -> int:
     plot_dir = Path(args.plot) if args.plot else None
     everything, results = [], {}
-    recognizer = None  # the --asr model, loaded once at the first video without subtitles
+    asr = getattr(args, "asr", None)
+    subtitles = _subtitles_of(videos, asr)
+    loaded = {}  # the --asr model, loaded once at the first video without subtitles
     for video in tqdm(videos, desc="videos", unit="video", file=sys.stderr):
-        try:
-            subtitles = subtitles_beside(video)
-        except FileNotFoundError:
-            if not getattr(args, "asr", None):
-                raise
-            if recognizer is None:
-                recognizer = load_recognizer(args.asr, args.device)
-            rows = _label_by_asr(labeller, video, recognizer, args.device)
-        else:
-            rows = labeller(video=str(video), subtitles=str(subtitles))
+        rows = _label_folder_video(labeller, video, subtitles[video], args.device, asr, loaded)
         results[video.name] = rows
         everything += [{"video": video.name, **row} for row in rows]
         if plot_dir is not None:
@@ -198,6 +257,83 @@ def _run_folder(labeller, videos: list[Path], args, labels) -> int:
     if args.csv:
         print(f"Wrote {write_csv(everything, args.csv, labels)}.", file=sys.stderr)
     return 0
+
+
+def _run_folder_to_files(videos: list[Path], args) -> int:
+    """``--video FOLDER --output DIR``: each video's rows to ``DIR/<video stem>.json``, written to a temporary name
+    and renamed once complete (a killed run leaves no file that counts as done), skipping the videos whose file
+    exists. Under a launcher each process labels its share of the videos (Accelerate's split: contiguous, in name
+    order) on its own device; one video's rows never depend on which process, or how many, labelled it."""
+    output = Path(args.output)
+    results = _result_files(videos, output)
+    # Every process checks every unlabelled video's subtitles, so a missing file stops them all before any work.
+    asr = getattr(args, "asr", None)
+    subtitles = _subtitles_of([video for video in videos if not results[video].is_file()], asr)
+    state = process_state() if launched_world_size() > 1 else None
+    try:
+        with OutputFolderLock(output, option="--output"):
+            share, description = videos, "videos"
+            if state is not None:
+                with state.split_between_processes(videos) as share:
+                    share = list(share)
+                description = f"videos (process {state.process_index + 1}/{state.num_processes})"
+            done = [video for video in share if results[video].is_file()]
+            if done:
+                names = ", ".join(video.name for video in done[:5]) + (", ..." if len(done) > 5 else "")
+                print(f"Skipping {len(done)} video(s) whose results are in {output} already: {names}.", file=sys.stderr)
+            todo = [video for video in share if video not in done]
+            if not todo:
+                return 0
+            device = args.device or (str(state.device) if state is not None else None)
+            labeller = _load_labeller(args, device)
+            loaded = {}  # the --asr model, loaded once at the first video without subtitles
+            for video in tqdm(todo, desc=description, unit="video", file=sys.stderr):
+                rows = _label_folder_video(labeller, video, subtitles[video], device, asr, loaded)
+                text = json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
+                write_atomically(results[video], lambda file: file.write(text.encode("utf-8")))
+                print(f"Wrote {results[video]} ({len(rows)} rows).", file=sys.stderr)
+                if args.plot:
+                    _plot(rows, Path(args.plot) / f"{video.stem}.png", title=f"{video.name}: emotions by speaker")
+    finally:
+        end_process_group()
+    return 0
+
+
+def _result_files(videos: list[Path], output: Path) -> dict[Path, Path]:
+    """``output/<video stem>.json`` for each video; two videos of one stem (``a.mp4``, ``a.mkv``) are an error."""
+    owners: dict[Path, Path] = {}
+    for video in videos:
+        result = output / f"{video.stem}.json"
+        if result in owners:
+            raise ValueError(f"{owners[result]} and {video} would both write {result}: rename one of them.")
+        owners[result] = video
+    return {video: result for result, video in owners.items()}
+
+
+def _subtitles_of(videos: list[Path], asr: str | None) -> dict[Path, Path | None]:
+    """Each video's subtitles beside it, or ``None`` where the ``--asr`` model makes its cues; a video with neither
+    is an error before any video is labelled."""
+    found = {}
+    for video in videos:
+        try:
+            found[video] = subtitles_beside(video)
+        except FileNotFoundError:
+            if not asr:
+                raise
+            found[video] = None
+    return found
+
+
+def _label_folder_video(
+    labeller, video: Path, subtitles: Path | None, device, asr: str | None, loaded: dict
+) -> list[dict[str, Any]]:
+    """The rows of one video of a folder: from its subtitles, or (``subtitles`` None) from the cues the ``asr``
+    model finds on ``device``, loaded at the first such video and kept in ``loaded``."""
+    if subtitles is not None:
+        return labeller(video=str(video), subtitles=str(subtitles))
+    if "asr" not in loaded:
+        loaded["asr"] = load_recognizer(asr, device)
+    return _label_by_asr(labeller, video, loaded["asr"], device)
 
 
 def _label_by_asr(labeller, video: Path, asr, device) -> list[dict[str, Any]]:

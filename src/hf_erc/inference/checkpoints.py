@@ -22,6 +22,8 @@ from ..models.registry import MODEL_FAMILIES, known_model_types
 
 __all__ = [
     "CheckpointError",
+    "ENDPOINT_HANDLER_FILE",
+    "ENDPOINT_HANDLER_SOURCE",
     "checkpoint_file",
     "foreign_code_files",
     "load_checkpoint_model",
@@ -37,6 +39,10 @@ SAFETENSORS_FILES = ("model.safetensors", "model.safetensors.index.json")
 PICKLED_WEIGHTS = re.compile(r"^(pytorch_)?model.*\.(bin|pt|pth|ckpt)$")  # pytorch_model.bin, model.pt, ...
 # A Hub repository id ("org/name"); any other name that is not a folder here is a missing folder.
 HUB_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+# The Inference Endpoints handler every checkpoint ships: this package's endpoint_handler.py, copied verbatim
+# (hf_erc.hub.write_endpoint_files).
+ENDPOINT_HANDLER_FILE = "handler.py"
+ENDPOINT_HANDLER_SOURCE = Path(__file__).with_name("endpoint_handler.py")
 OPT_IN = "--trust-remote-code (hf-erc predict, hf-erc demo) or trust_remote_code=True (hf_erc.pipeline)"
 
 
@@ -51,7 +57,8 @@ def one_line(error: BaseException, limit: int = 300) -> str:
 
 
 def foreign_code_files(folder: str | os.PathLike) -> list[str]:
-    """The Python files in a checkpoint folder that are not byte for byte hf_erc's own model files of that name.
+    """The Python files in a checkpoint folder that are not byte for byte hf_erc's own files of that name: its model
+    files, and the endpoint handler (``handler.py``).
 
     Empty for a checkpoint ``scripts/train.py`` wrote: its shipped code is then the package's, and loading it with
     ``trust_remote_code=True`` (as the quickstart does to prove the checkpoint loads without hf_erc) runs nothing
@@ -60,7 +67,10 @@ def foreign_code_files(folder: str | os.PathLike) -> list[str]:
     models = Path(__file__).resolve().parents[1] / "models"
     foreign = []
     for shipped in sorted(Path(folder).glob("*.py")):
-        own = list(models.glob(f"*/{shipped.name}"))
+        if shipped.name == ENDPOINT_HANDLER_FILE:
+            own = [ENDPOINT_HANDLER_SOURCE]
+        else:
+            own = list(models.glob(f"*/{shipped.name}"))
         if len(own) != 1 or own[0].read_bytes() != shipped.read_bytes():
             foreign.append(shipped.name)
     return foreign

@@ -78,28 +78,28 @@ def _utterance(item, where: str) -> Utterance:
     """One utterance dict, its fields checked: a string ``text``, a ``speaker`` name, media paths, times and
     optional ``flags`` (a list of strings, as :func:`hf_erc.inference.subtitles.cues_to_conversation` writes)."""
     if not isinstance(item, dict) or not isinstance(item.get("text"), str) or "speaker" not in item:
-        raise ValueError(f"{where} needs a 'speaker' and a string 'text', got {_short(item)}.")
+        raise ValueError(f"{where} needs a 'speaker' and a string 'text', got {short_repr(item)}.")
     speaker = item["speaker"]
     if isinstance(speaker, bool) or not isinstance(speaker, (str, int)):
-        raise ValueError(f"{where}: 'speaker' must be a name (a string), got {_short(speaker)}.")
+        raise ValueError(f"{where}: 'speaker' must be a name (a string), got {short_repr(speaker)}.")
     for name in ("audio", "video"):
         if item.get(name) is not None and not isinstance(item[name], str):
-            raise ValueError(f"{where}: '{name}' must be the path of a media file, got {_short(item[name])}.")
+            raise ValueError(f"{where}: '{name}' must be the path of a media file, got {short_repr(item[name])}.")
     times = [item.get(name) for name in ("start", "end")]
     for name, value in zip(("start", "end"), times):
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            raise ValueError(f"{where} has '{name}' {_short(value)}: expected seconds, a number >= 0.")
+            raise ValueError(f"{where} has '{name}' {short_repr(value)}: expected seconds, a number >= 0.")
     if None not in times and times[1] <= times[0]:
         raise ValueError(f"{where} ends at {times[1]} s, not after its start {times[0]} s.")
     flags = item.get("flags") or []
     if not isinstance(flags, list) or not all(isinstance(flag, str) for flag in flags):
-        raise ValueError(f"{where}: 'flags' must be a list of strings, got {_short(flags)}.")
+        raise ValueError(f"{where}: 'flags' must be a list of strings, got {short_repr(flags)}.")
     return Utterance(str(speaker), item["text"], item.get("audio"), item.get("video"), *times, flags=list(flags))
 
 
-def _short(value, limit: int = 80) -> str:
+def short_repr(value, limit: int = 80) -> str:
     """``repr(value)``, cut to ``limit`` characters for error messages."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -18,11 +18,13 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
 from huggingface_hub import snapshot_download
+from tqdm.auto import tqdm
 
 from .checkpoints import (
     PROCESSOR_FILE,
@@ -36,7 +38,14 @@ from .checkpoints import (
 from .conversations import Utterance, conversation_from_video, read_conversation
 from ..data.collators import DialogueCollator, MediaCollator
 from ..data.media import MediaDecodeError
-from ..features.encoders import BUNDLED_ENCODER_FOLDERS, AudioEncoder, TextEncoder, VideoEncoder, default_device
+from ..features.encoders import (
+    BUNDLED_ENCODER_FOLDERS,
+    AudioEncoder,
+    TextEncoder,
+    VideoEncoder,
+    default_device,
+    length_sorted_batches,
+)
 from ..features.extract import ENCODERS_FILE, FEATURE_COLUMNS, load_encoder_specs
 
 __all__ = [
@@ -70,15 +79,26 @@ def _utterances(item) -> list[Utterance]:
 
 class _ConversationLabeller:
     """What both pipelines share: reading inputs (one conversation, a recording with subtitles, or a list of
-    either), reading each utterance's media, and the result rows."""
+    either), reading each utterance's media, and the result rows.
+
+    Media are read ``media_chunk_size`` utterances at a time (:meth:`_media_in_chunks`), and each chunk's audio and
+    frames become features or model inputs before the next chunk is decoded: an hour of video with a thousand cues
+    holds one chunk's decoded media, not the recording's. The model's context stays the whole conversation, so no
+    label depends on the chunk size. ``progress`` shows a bar over the utterances on stderr while they are read
+    (``hf-erc predict`` turns it on).
+    """
 
     modalities: list[str]
     id2label: dict[int, str]
+    # Utterances whose media are decoded and turned into inputs together: peak memory follows it, not the length.
+    media_chunk_size: int = 16
+    progress: bool = False
 
     def __call__(self, inputs=None, *, video=None, subtitles=None):
         """Label ``inputs`` (a conversation dict or JSON path, a list of :class:`Utterance`, a ``{"video",
         "subtitles"}`` dict, or a list of those as a batch) or ``video`` with its ``subtitles``: result rows per
-        conversation."""
+        conversation. A batch is labelled together where the pipeline can (:meth:`batch_probabilities`), with the
+        labels each conversation gets alone."""
         if video is not None:
             if inputs is not None:
                 raise ValueError("Pass a conversation or video=/subtitles=, not both.")
@@ -86,8 +106,8 @@ class _ConversationLabeller:
         if inputs is None:
             raise ValueError("Nothing to label: pass a conversation, or video= and subtitles=.")
         if _is_one_input(inputs):
-            return self._label(_utterances(inputs))
-        return [self._label(_utterances(item)) for item in inputs]
+            return self._label([_utterances(inputs)])[0]
+        return self._label([_utterances(item) for item in inputs])
 
     @torch.inference_mode()
     def stream(self, utterances: Iterable) -> Iterator[dict[str, Any]]:
@@ -103,11 +123,14 @@ class _ConversationLabeller:
             yield self._row(history[-1], probabilities[-1], flags[-1])
 
     @staticmethod
-    def _read_media(utterances, modality: str, read, cache: dict | None = None) -> tuple[list, list[str | None]]:
+    def _read_media(
+        utterances, modality: str, read, cache: dict | None = None, first: int = 0
+    ) -> tuple[list, list[str | None]]:
         """``read(path, start, end)`` of each utterance's ``modality`` (``None`` where there is none), and why each
-        one is missing although a recording was given; ``cache`` keeps what was read, by position."""
+        one is missing although a recording was given; ``cache`` keeps what was read, by position in the
+        conversation (``utterances[0]`` is at ``first``)."""
         values, reasons = [], []
-        for position, utterance in enumerate(utterances):
+        for position, utterance in enumerate(utterances, start=first):
             if cache is not None and (position, modality) in cache:
                 value, reason = cache[position, modality]
             else:
@@ -124,19 +147,39 @@ class _ConversationLabeller:
             reasons.append(reason)
         return values, reasons
 
+    def _media_in_chunks(
+        self, utterances, read: dict, cache: dict | None = None, first: int = 0
+    ) -> Iterator[tuple[range, dict[str, tuple[list, list[str | None]]]]]:
+        """The utterances from position ``first`` on, ``media_chunk_size`` at a time, each chunk with its media read:
+        ``(positions, {modality: (values, reasons)})``, ``read`` mapping each modality to its reader (see
+        :meth:`_read_media`). The caller turns a chunk into features or model inputs before asking for the next, so
+        only one chunk's decoded audio and frames are held; with ``progress`` a bar on stderr counts the
+        utterances."""
+        progress = {"desc": "cues", "unit": "cue", "file": sys.stderr, "leave": False, "disable": not self.progress}
+        with tqdm(total=len(utterances) - first, **progress) as bar:
+            for begin in range(first, len(utterances), self.media_chunk_size):
+                positions = range(begin, min(begin + self.media_chunk_size, len(utterances)))
+                chunk = utterances[positions.start : positions.stop]
+                yield positions, {
+                    modality: self._read_media(chunk, modality, reader, cache, first=begin)
+                    for modality, reader in read.items()
+                }
+                bar.update(len(positions))
+
     def _row(self, utterance: Utterance, row: torch.Tensor, notes: list[str]) -> dict[str, Any]:
         """One result row; its ``flags`` are the notes on unreadable media, then the utterance's own (e.g. the sound
         descriptions taken out of a subtitle cue)."""
         notes = [*notes, *utterance.flags]
-        scores = {self.id2label[index]: float(value) for index, value in enumerate(row)}
-        best = int(row.argmax())
+        values = row.tolist()  # one conversion, not one per label: thousands of rows are formatted per batch
+        scores = {self.id2label[index]: value for index, value in enumerate(values)}
+        best = max(range(len(values)), key=values.__getitem__)  # the first of equal maxima, as argmax
         result = {
             "speaker": utterance.speaker,
             "text": utterance.text,
             "start": utterance.start,
             "end": utterance.end,
             "emotion": self.id2label[best],
-            "score": float(row[best]),
+            "score": values[best],
             "probabilities": scores,
         }
         if notes:
@@ -144,9 +187,17 @@ class _ConversationLabeller:
         return result
 
     @torch.inference_mode()
-    def _label(self, utterances: list[Utterance]) -> list[dict[str, Any]]:
-        probabilities, flags = self.probabilities(utterances)
-        return [self._row(*item) for item in zip(utterances, probabilities, flags)]
+    def _label(self, conversations: list[list[Utterance]]) -> list[list[dict[str, Any]]]:
+        """The result rows of each conversation."""
+        return [
+            [self._row(*item) for item in zip(utterances, probabilities, flags)]
+            for utterances, (probabilities, flags) in zip(conversations, self.batch_probabilities(conversations))
+        ]
+
+    def batch_probabilities(self, conversations: list[list[Utterance]]) -> list[tuple[torch.Tensor, list[list[str]]]]:
+        """:meth:`probabilities` of each conversation: here one conversation at a time (a TelME/MAGTKD model already
+        reads a conversation's utterances as one batch); :class:`EmotionRecognitionPipeline` labels them together."""
+        return [self.probabilities(utterances) for utterances in conversations]
 
     def probabilities(self, utterances: list[Utterance], cache: dict | None = None, last_only: bool = False):
         """``[utterances, labels]`` probabilities (``last_only``: at least the last row is right) and, per
@@ -156,6 +207,9 @@ class _ConversationLabeller:
 
 class EmotionRecognitionPipeline(_ConversationLabeller):
     """Label every utterance of a conversation with a feature-level ERC checkpoint."""
+
+    # Conversations the dialogue model reads in one padded batch, those of about the same number of turns together.
+    dialogue_batch_size: int = 32
 
     def __init__(self, model, encoders: dict[str, Any], device: torch.device | None = None):
         self.device = device or default_device()
@@ -193,25 +247,68 @@ class EmotionRecognitionPipeline(_ConversationLabeller):
         return cls(model, _load_encoders(specs_file, device, model_name_or_path), device)
 
     def probabilities(self, utterances, cache=None, last_only=False):
+        """As :meth:`_ConversationLabeller.probabilities`: :meth:`batch_probabilities` of this conversation alone."""
+        return self.batch_probabilities([utterances], [{} if cache is None else cache])[0]
+
+    def batch_probabilities(self, conversations, caches: list[dict] | None = None):
+        """``(probabilities, flags)`` of each conversation, those it gets alone (to float rounding): the texts of all
+        conversations are encoded in one call of the text encoder, which batches them by token count as extraction
+        batches a split's; each conversation's media are read as it is (:meth:`_features`); the dialogue model reads
+        padded batches of conversations through the training collator. ``caches``: one per conversation, as the
+        ``cache`` of :meth:`probabilities`."""
+        caches = [{} for _ in conversations] if caches is None else caches
+        self._encode_texts(conversations, caches)
+        features = [self._features(utterances, cache) for utterances, cache in zip(conversations, caches)]
+        probabilities = self._dialogue_probabilities([row for row, _ in features])
+        return [(values, flags) for values, (_, flags) in zip(probabilities, features)]
+
+    def _encode_texts(self, conversations: list[list[Utterance]], caches: list[dict]) -> None:
+        """Put the text vector of every utterance in its conversation's cache, encoding those not there yet in one
+        call of the text encoder (one length-sorted batching across all conversations, not one per conversation)."""
+        missing = [
+            (cache, position, utterance.text)
+            for utterances, cache in zip(conversations, caches)
+            for position, utterance in enumerate(utterances)
+            if (position, "text") not in cache
+        ]
+        if missing:
+            vectors = self.encoders["text"].encode([text for _, _, text in missing])
+            for (cache, position, _), vector in zip(missing, vectors):
+                cache[position, "text"] = vector
+
+    def _features(self, utterances: list[Utterance], cache: dict) -> tuple[dict[str, list], list[list[str]]]:
+        """One conversation as the dialogue collator reads it (speakers, the text vectors in ``cache``, media vectors),
+        and per utterance the notes on the media it could not read."""
         row: dict[str, list] = {"speaker": [u.speaker for u in utterances]}
-        cache = {} if cache is None else cache
-        new = [position for position in range(len(utterances)) if (position, "text") not in cache]
-        if new:
-            vectors = self.encoders["text"].encode([utterances[position].text for position in new])
-            cache.update({(position, "text"): vector for position, vector in zip(new, vectors)})
         row[FEATURE_COLUMNS["text"]] = [cache[position, "text"] for position in range(len(utterances))]
         flags: list[list[str]] = [[] for _ in utterances]
-        for modality in ("audio", "video"):
-            if modality not in self.modalities:
-                continue
-            row[FEATURE_COLUMNS[modality]], reasons = self._read_media(
-                utterances, modality, self.encoders[modality].encode_file, cache
-            )
-            for notes, reason in zip(flags, reasons):
-                if reason:
-                    notes.append(reason)
-        batch = {key: value.to(self.device) for key, value in self.collator([row]).items()}
-        return self.model(**batch).logits.float().softmax(dim=-1)[0].cpu(), flags
+        # Each utterance's media become one vector per modality as they are read; the model then reads the vectors of
+        # the whole conversation.
+        media_modalities = [modality for modality in ("audio", "video") if modality in self.modalities]
+        read = {modality: self.encoders[modality].encode_file for modality in media_modalities}
+        for modality in read:
+            row[FEATURE_COLUMNS[modality]] = []
+        if read:
+            for positions, media in self._media_in_chunks(utterances, read, cache):
+                for modality, (vectors, reasons) in media.items():
+                    row[FEATURE_COLUMNS[modality]] += vectors
+                    for position, reason in zip(positions, reasons):
+                        if reason:
+                            flags[position].append(reason)
+        return row, flags
+
+    def _dialogue_probabilities(self, rows: list[dict[str, list]]) -> list[torch.Tensor]:
+        """``[turns, labels]`` probabilities of each conversation (a :meth:`_features` row): conversations of about
+        the same number of turns are padded together, ``dialogue_batch_size`` at a time (:func:`length_sorted_batches`),
+        and the model masks the padding."""
+        lengths = [len(row["speaker"]) for row in rows]
+        probabilities: list[torch.Tensor] = [torch.empty(0)] * len(rows)
+        for index in length_sorted_batches(lengths, self.dialogue_batch_size):
+            batch = {key: value.to(self.device) for key, value in self.collator([rows[i] for i in index]).items()}
+            output = self.model(**batch).logits.float().softmax(dim=-1).cpu()
+            for slot, position in enumerate(index):
+                probabilities[position] = output[slot, : lengths[position]]
+        return probabilities
 
 
 def bundled_encoder_path(checkpoint: str, specs_file: str, name_or_path: str) -> str:
@@ -290,32 +387,50 @@ class ProcessorPipeline(_ConversationLabeller):
         return lambda path, start, end: collator.decode({"media_path": path, "media_start": start, "media_end": end})
 
     def probabilities(self, utterances, cache=None, last_only=False):
-        media, flags = {}, [[] for _ in utterances]
-        # Each utterance's output reads its own media and the text before it: for the last one alone, only its
-        # media need decoding.
-        needed = utterances[-1:] if last_only else utterances
-        for modality in ("audio", "video"):
-            if any(getattr(utterance, modality) or modality in utterance.missing for utterance in needed):
-                read = self._read_media(needed, modality, self._decoder(modality), None if last_only else cache)
-                media[modality] = [None] * (len(utterances) - len(needed)) + read[0]
-                reasons = [None] * (len(utterances) - len(needed)) + read[1]
-                for notes, reason in zip(flags, reasons):
-                    if reason and modality in self.modalities:
-                        notes.append(reason)
-        inputs = self.processor(
-            speakers=[utterance.speaker for utterance in utterances],
-            texts=[utterance.text for utterance in utterances],
-            audio=media.get("audio"),
-            videos=media.get("video"),
-            sampling_rate=self.processor.audio_sampling_rate,
+        """As :meth:`_ConversationLabeller.probabilities`. Every output reads its own utterance's media and its prompt
+        (the turns before it, from the whole conversation), so the rows are computed ``media_chunk_size`` utterances
+        at a time: a chunk's media are decoded, turned into inputs and run through the model, then freed. ``cache``
+        is not used: decoded media are not kept."""
+        flags = [[] for _ in utterances]
+        speakers, texts = [utterance.speaker for utterance in utterances], [utterance.text for utterance in utterances]
+        # The text inputs of every turn, each prompt built from the whole conversation before it (token ids: small).
+        prompts = self.processor(
+            speakers=speakers,
+            texts=texts,
             # The text model's context window, as its text stage trained it (None: every earlier turn).
             max_context_turns=getattr(self.model.config, "text_max_context_turns", None),
         )
-        if "input_values" in self.accepted and "input_ids" not in self.accepted and "audio_attention_mask" in inputs:
-            inputs["attention_mask"] = inputs.pop("audio_attention_mask")  # an audio model reads its own mask
-        rows = slice(len(utterances) - 1, None) if last_only else slice(None)
-        batch = {name: value[rows].to(self.device) for name, value in inputs.items() if name in self.accepted}
-        probabilities = self.model(**batch).logits.float().softmax(dim=-1).cpu()
+        text_inputs = {name: value for name, value in prompts.items() if name != "modality_mask"}
+        # For the last utterance alone (streaming), only its media need decoding.
+        first = len(utterances) - 1 if last_only else 0
+        read = {
+            modality: self._decoder(modality)
+            for modality in ("audio", "video")
+            if any(getattr(utterance, modality) or modality in utterance.missing for utterance in utterances[first:])
+        }
+        chunks = []
+        for positions, media in self._media_in_chunks(utterances, read, first=first):
+            rows = slice(positions.start, positions.stop)
+            for modality, (_, reasons) in media.items():
+                for position, reason in zip(positions, reasons):
+                    if reason and modality in self.modalities:
+                        flags[position].append(reason)
+            # The processor on the chunk gives its media inputs and modality mask; its text rows are the whole
+            # conversation's, so a turn's inputs do not depend on the chunk it is read in.
+            inputs = self.processor(
+                speakers=speakers[rows],
+                texts=texts[rows],
+                audio=media["audio"][0] if "audio" in media else None,
+                videos=media["video"][0] if "video" in media else None,
+                sampling_rate=self.processor.audio_sampling_rate,
+            )
+            inputs.update({name: value[rows] for name, value in text_inputs.items()})
+            if "input_values" in self.accepted and "input_ids" not in self.accepted and "audio_attention_mask" in inputs:
+                inputs["attention_mask"] = inputs.pop("audio_attention_mask")  # an audio model reads its own mask
+            batch = {name: value.to(self.device) for name, value in inputs.items() if name in self.accepted}
+            chunks.append(self.model(**batch).logits.float().softmax(dim=-1).cpu())
+            del media, inputs, batch  # freed before the next chunk is decoded, not after
+        probabilities = torch.cat(chunks)
         if last_only:  # earlier rows were labelled when they arrived
             probabilities = torch.cat([probabilities.new_zeros(len(utterances) - 1, probabilities.shape[-1]), probabilities])
         return probabilities, flags

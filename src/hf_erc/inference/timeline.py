@@ -186,16 +186,18 @@ def build_timeline_figure(
     ax = fig.add_subplot()
     ax.set_gid("timeline")
 
+    bands = _band_rows(cues, lane)
     for index, cue in enumerate(cues):
+        bottom, band_height = bands[index]
         color = colors[cue["emotion"]]
         alpha = band_alpha(cue["probability"])
         flagged = bool(cue["flags"])
         duration = max(cue["end"] - cue["start"], span * 0.001)  # a zero-length cue still shows as a sliver
         face = (*(int(color[i : i + 2], 16) / 255 for i in (1, 3, 5)), alpha)
         band = Rectangle(
-            (cue["start"], lane[cue["speaker"]] - BAND_HEIGHT / 2),
+            (cue["start"], bottom),
             duration,
-            BAND_HEIGHT,
+            band_height,
             facecolor=face,
             edgecolor=FLAG_EDGE if flagged else color,
             linewidth=1.0 if flagged else 0.8,
@@ -232,7 +234,7 @@ def build_timeline_figure(
     ax.set_title(title, loc="left", fontsize=12)
 
     handles = [Patch(facecolor=colors[name], edgecolor=colors[name], label=name) for name in legend_emotions]
-    legend = ax.legend(
+    ax.legend(
         handles=handles,
         title="emotion",
         loc="upper left",
@@ -262,11 +264,52 @@ def build_timeline_figure(
         0.005, 0.005, "opacity and number = probability of the emotion", fontsize=7, color="#666666", va="bottom"
     )
     fig.tight_layout(rect=(0, 0.02, 1, 1))
-    _annotate_probabilities(fig, ax, cues, lane)
+    _annotate_probabilities(fig, ax, cues, lane, bands)
     return fig
 
 
-def _annotate_probabilities(fig, ax, cues, lane) -> None:
+def _band_rows(cues: list[dict[str, Any]], lane: dict[str, int]) -> list[tuple[float, float]]:
+    """Each cue's band as ``(top edge, height)`` in lane units. A cue shares its lane's full band height unless other
+    cues of the same speaker overlap it in time (two lines of a dual-speaker subtitle cue whose speakers are both
+    unknown, say): such cues split the band into stacked rows, one per cue at a time, so none hides another."""
+    bands: list[tuple[float, float]] = [(0.0, 0.0)] * len(cues)
+    by_speaker: dict[str, list[int]] = {}
+    for index, cue in enumerate(cues):
+        by_speaker.setdefault(cue["speaker"], []).append(index)
+    for speaker, indices in by_speaker.items():
+        indices.sort(key=lambda i: (cues[i]["start"], cues[i]["end"]))
+        group: list[int] = []
+        group_end = -math.inf
+        for index in indices + [None]:  # None closes the last group
+            if index is not None and cues[index]["start"] < group_end:
+                group.append(index)
+                group_end = max(group_end, cues[index]["end"])
+                continue
+            _stack(group, cues, lane[speaker], bands)
+            if index is not None:
+                group, group_end = [index], cues[index]["end"]
+    return bands
+
+
+def _stack(group: list[int], cues, row: int, bands: list[tuple[float, float]]) -> None:
+    """Rows for a group of one speaker's overlapping cues: each cue takes the first row free at its start."""
+    if not group:
+        return
+    row_ends: list[float] = []
+    slots = []
+    for index in group:
+        slot = next((k for k, end in enumerate(row_ends) if end <= cues[index]["start"]), len(row_ends))
+        if slot == len(row_ends):
+            row_ends.append(cues[index]["end"])
+        else:
+            row_ends[slot] = cues[index]["end"]
+        slots.append(slot)
+    height = BAND_HEIGHT / len(row_ends)
+    for index, slot in zip(group, slots):
+        bands[index] = (row - BAND_HEIGHT / 2 + slot * height, height)
+
+
+def _annotate_probabilities(fig, ax, cues, lane, bands) -> None:
     """The probability as ``0.82`` inside each band wide enough, else above it unless that would overlap the
     number before it in the lane (the band's opacity still tells it then)."""
     renderer = fig.canvas.get_renderer()
@@ -277,17 +320,19 @@ def _annotate_probabilities(fig, ax, cues, lane) -> None:
         if cue["probability"] is None:
             continue
         row = lane[cue["speaker"]]
+        top, band_height = bands[index]
         label = f"{cue['probability']:.2f}"
         middle = (cue["start"] + cue["end"]) / 2
         color = next(p for p in ax.patches if p.get_gid() == f"cue-{index}").get_facecolor()
         hex_color = "#" + "".join(f"{round(c * 255):02X}" for c in color[:3])
         text = ax.text(
-            middle, row, label, ha="center", va="center", fontsize=7, color=_text_color(hex_color, color[3]),
+            middle, top + band_height / 2, label, ha="center", va="center", fontsize=7,
+            color=_text_color(hex_color, color[3]),
             gid=f"probability-{index}",
         )  # fmt: skip
         box = text.get_window_extent(renderer)
-        x0, x1 = ax.transData.transform([(cue["start"], row), (cue["end"], row)])[:, 0]
-        if box.width + 4 <= x1 - x0:
+        (x0, y0), (x1, y1) = ax.transData.transform([(cue["start"], top), (cue["end"], top + band_height)])
+        if box.width + 4 <= x1 - x0 and box.height + 2 <= abs(y1 - y0):
             if cue["flags"]:  # keep the number readable over the hatch
                 backing = {"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.85}
                 text.set(color="black", bbox=backing)

@@ -17,7 +17,7 @@ from transformers.utils import logging
 
 from ..features.encoders import BUNDLED_ENCODER_FOLDERS, EncoderSpec
 from ..features.extract import ENCODERS_FILE, load_encoder_specs, save_encoder_specs
-from ..hub import push_checkpoint, write_model_card
+from ..hub import push_checkpoint, write_endpoint_files, write_model_card
 from .arguments import RunArguments
 from .stages import Stage
 
@@ -88,8 +88,9 @@ def weights_fingerprints(model: torch.nn.Module) -> list[str]:
 
 
 def finalize_checkpoint(args: RunArguments, stage: Stage, push_to_hub: bool) -> None:
-    """Make ``output_dir`` a publishable checkpoint: encoder record, JSON arguments, training summary, model card;
-    push if asked (:class:`~hf_erc.hub.HubUploadError` when that fails).
+    """Make ``output_dir`` a publishable checkpoint: encoder record, JSON arguments, training summary, model card,
+    Inference Endpoints handler and its ``requirements.txt``; push if asked (:class:`~hf_erc.hub.HubUploadError` when
+    that fails).
 
     ``save_model`` also writes ``training_args.bin`` (a pickle); it is replaced by ``training_args.json`` so the
     published folder holds no pickle.
@@ -119,6 +120,7 @@ def finalize_checkpoint(args: RunArguments, stage: Stage, push_to_hub: bool) -> 
     (output_dir / "training_summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     repo_id = training_args.hub_model_id or output_dir.name
     write_model_card(output_dir, repo_id, dataset_name=data_args.dataset_name)
+    write_endpoint_files(output_dir)
     if push_to_hub:
         private = bool(training_args.hub_private_repo)
         url = push_checkpoint(output_dir, repo_id, private=private, token=training_args.hub_token)

@@ -7,7 +7,6 @@ converted model must give the same predictions. The unimodal models (`Text_model
 have TelME's layouts: their stand-ins are in tests/utils/reference_modules.py.
 """
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -31,6 +30,7 @@ from tests.utils.reference_modules import (
     unimodal_inputs,
     write_reference_tokenizer,
 )
+from tests.utils.scripts import load_script
 from tests.utils.tiny_encoders import tiny_audio_config, tiny_text_config, tiny_video_config
 from tests.utils.tiny_telme import FRAME_SIZE, NUM_FRAMES, TEXT_VOCAB
 from tests.utils.training import assert_loads_without_hf_erc_and_peft
@@ -42,10 +42,7 @@ HEADS = 2
 
 @pytest.fixture(scope="module")
 def convert():
-    spec = importlib.util.spec_from_file_location("convert_magtkd_original_checkpoint", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT)
 
 
 class ReferenceAttention(nn.Module):

@@ -6,7 +6,6 @@ reference's ``ASF``. They have the reference's attribute names and compute what 
 encoders.
 """
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from tests.utils.reference_modules import (
     unimodal_inputs,
     write_reference_tokenizer,
 )
+from tests.utils.scripts import load_script
 from tests.utils.tiny_telme import FRAME_SIZE, HIDDEN, NUM_FRAMES, audio_inputs, text_inputs, tiny_config
 from tests.utils.training import assert_loads_without_hf_erc_and_peft
 
@@ -34,11 +34,8 @@ STAGE_CLASSES = {"teacher": TelMETextTeacher, "audio": TelMEAudioStudent, "video
 STAGE_MODALITIES = {"teacher": "text", "audio": "audio", "video": "video"}
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("convert_telme_original_checkpoint", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def convert_script():
+    return load_script(SCRIPT)
 
 
 class ReferenceASF(nn.Module):
@@ -80,7 +77,7 @@ def released(tmp_path_factory):
     for model in models.values():
         model.eval()
     folder = tmp_path_factory.mktemp("save_model")
-    script = load_script()
+    script = convert_script()
     for name, model in models.items():
         save_released(model, folder / script.REFERENCE_FILES[name])  # the teacher with its position_ids buffer
     sizes = ("projection", "fusion", "text_max")
@@ -91,7 +88,7 @@ def released(tmp_path_factory):
 
 def test_converted_model_reproduces_the_released_one(released, tmp_path):
     folder, reference, config = released
-    script = load_script()
+    script = convert_script()
     script.main(
         ["--checkpoint_dir", str(folder), "--dataset", "meld", "--output_dir", str(tmp_path / "out"),
          "--config_file", str(folder / "tiny.json")]
@@ -129,7 +126,7 @@ def test_converted_model_reproduces_the_released_one(released, tmp_path):
 
 def test_conversion_errors(released, tmp_path):
     folder, _, config = released
-    script = load_script()
+    script = convert_script()
     tiny = json.loads((folder / "tiny.json").read_text())
     with pytest.raises(FileNotFoundError, match="save_model folder"):
         script.convert_checkpoint(tmp_path, "meld", script.reference_config("meld", fields=tiny))
@@ -151,7 +148,7 @@ def tokenizer_dir(tmp_path_factory):
 @pytest.mark.parametrize("stage, source", [("teacher", "file"), ("audio", "file"), ("video", "folder")])
 def test_stage_conversion_reproduces_the_released_stage_model(released, tokenizer_dir, tmp_path, stage, source):
     folder, reference, _ = released
-    script = load_script()
+    script = convert_script()
     output = tmp_path / stage
     where = ["--checkpoint", str(folder / script.REFERENCE_FILES[stage])] if source == "file" else [
         "--checkpoint_dir", str(folder)]  # fmt: skip
@@ -192,7 +189,7 @@ def test_stage_conversion_reproduces_the_released_stage_model(released, tokenize
 
 def test_stage_conversion_errors(released, tmp_path, capsys):
     folder, reference, config = released
-    script = load_script()
+    script = convert_script()
     tiny = json.loads((folder / "tiny.json").read_text())
     meld = script.reference_config("meld", fields=tiny)
     teacher_file = folder / script.REFERENCE_FILES["teacher"]

@@ -298,7 +298,7 @@ def test_expected_utterance_accuracy_on_hand_cases():
 
 
 @pytest.mark.parametrize(
-    "reliability", [{"text": 0.6, "audio": 0.6, "video": 0.6}, {"text": 0.8, "audio": 0.6, "video": 0.5}]
+    "reliability", [{"text": 0.6, "audio": 0.6, "video": 0.6}, {"text": 0.8, "audio": 0.7, "video": 0.6}]
 )
 def test_ceilings_of_a_large_release(reliability, tmp_path):
     dialogues = {"train": 1, "dev": 1, "test": 2000}
@@ -310,11 +310,10 @@ def test_ceilings_of_a_large_release(reliability, tmp_path):
         assert abs(ceilings[modality]["accuracy"] - r) < 0.02
     assert abs(ceilings["all"]["accuracy"] - expected_utterance_accuracy(reliability, 4)) < 0.02
     # Fusing the cues never loses; with equal reliabilities it gains 11 points in expectation (71.2 vs 60), while
-    # with 0.8/0.6/0.5 audio and video overrule the text only when they agree against it (80.7 vs 80).
+    # with 0.8/0.7/0.6 audio and video overrule the text when they agree against it (85.2 vs 80).
     best_single = max(ceilings[m]["accuracy"] for m in MODALITIES)
     assert ceilings["all"]["accuracy"] >= best_single - 0.01
-    if len(set(reliability.values())) == 1:
-        assert ceilings["all"]["accuracy"] > best_single + 0.05
+    assert ceilings["all"]["accuracy"] > best_single + 0.04
     # persistence 0.7 > 1/K: the dialogue context adds to every cue set, and most to all the cues together.
     for cues in MODALITIES + ("all",):
         assert ceilings[f"{cues}+context"]["accuracy"] > ceilings[cues]["accuracy"] + 0.01, cues

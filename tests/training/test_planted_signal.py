@@ -10,9 +10,9 @@ chance, or from a linear probe on the same inputs, never a recorded score.
   utterance's cue per modality, at very different scales per modality, as stage models of different kinds give):
   the model is built by the real fusion stage class (its default-preprocessing settings, the shipped planted
   config's overrides and schedule; MAGTKD's shortened) and batched by that stage's own training view and collator; only the optimisation loop is a
-  plain one (a few seconds instead of a Trainer run). In the text-strongest regime the fusion must beat its best
-  single input; with equal reliabilities it must reach a logistic regression on the three concatenated embeddings;
-  blanking the audio through the models' missing-modality mask (the evaluation path's ``BlankModalities``) must
+  plain one (a few seconds instead of a Trainer run). In both regimes (text strongest, and equal reliabilities) the
+  fusion must reach a logistic regression on the three concatenated embeddings and beat its best single input by a
+  share of what combining the cues can add; blanking the audio through the models' missing-modality mask (the evaluation path's ``BlankModalities``) must
   cost accuracy. A fusion whose audio branch is disconnected fails these checks (asserted).
 - The stages that run a trained text model build its prompts with the context window it was trained with (recorded
   in its checkpoint): with another window its embeddings are not what its classifier reads (the cause of the fusions'
@@ -59,13 +59,13 @@ from tests.utils.stage_data import HIDDEN, TINY_CONFIG, write_tokenizer
 
 SEED = 0
 REGIMES = {
-    "text-strongest": {"text": 0.8, "audio": 0.6, "video": 0.5},
+    "text-strongest": {"text": 0.8, "audio": 0.7, "video": 0.6},
     "equal": {"text": 0.6, "audio": 0.6, "video": 0.6},
 }
-# MELD's seven emotions: with fewer, the weaker cues almost never overrule a 0.8-reliable text cue, and the best
-# utterance-level decision is hardly better than the text alone (0.807 against 0.800 with four emotions; 0.833 with
-# seven, hf_erc.data.planted_ceilings.expected_utterance_accuracy).
-FUSION_EMOTIONS = 7
+# The benchmark's four emotions. With 0.8/0.7/0.6 the best utterance-level decision is right 85.2 % of the time
+# against 80 % for the text alone (hf_erc.data.planted_ceilings.expected_utterance_accuracy); with 0.8/0.6/0.5 it
+# was 80.7 %, too little to show that a fusion combines anything.
+FUSION_EMOTIONS = 4
 # Enough test dialogues that a comparison of accuracies is not lost in sampling noise (about 1,000 utterances).
 FUSION_DIALOGUES = {"train": 150, "dev": 1, "test": 150}
 # The planted configs' schedules, except MAGTKD's: 12 epochs at lr 1e-3 instead of 30 at 3e-4 on these 150 dialogues
@@ -74,12 +74,9 @@ FUSION_TRAINING = {"magtkd": {"num_train_epochs": 12, "learning_rate": 1e-3}, "t
 # Stage embeddings at very different scales: a fusion must not read the scale as reliability.
 EMBEDDING_SCALES = {"text": 0.2, "audio": 5.0, "video": 1.0}
 EMBEDDING_NOISE = 0.3
-# The fusion must recover this share of what combining the inputs can add over its best single input.
+# The fusion must recover this share of what combining the inputs can add over its best single input, in both
+# regimes and for both fusions.
 SHARE_OF_GAIN = 0.3
-# The fusions that beat a 0.8-reliable text cue from these ~1,000 training utterances. TelME's does not: in the
-# text-strongest regime it stays at (or up to two points below) the text alone, at the level of the linear probe
-# (issue 19, docs/models/telme.md row 8); with equal reliabilities it reaches the Bayes accuracy.
-FUSIONS_ABOVE_THE_TEXT = ("magtkd",)
 # Sampling margin on ~1,000 test utterances (a binomial standard deviation is about 0.015).
 MARGIN = 0.03
 STAGE_FIELDS = ("text_config", "audio_config", "video_config", "projection_size", "text_max_length")
@@ -243,14 +240,14 @@ def check_fusion(model_type, regime, splits, reliabilities, training=None, **con
     }
     assert bayes - best_single > MARGIN / 2, f"the release leaves fusion nothing to add: {scores}"
     # Never below a linear model on the same inputs, nor below the best input.
-    assert scores["fused"] >= scores["probe"] - MARGIN, f"{model_type}: the fusion is below the probe: {scores}"
-    assert scores["fused"] >= best_single - MARGIN, f"{model_type}: the fusion is below its best input: {scores}"
-    if regime == "equal" or model_type in FUSIONS_ABOVE_THE_TEXT:
-        floor = best_single + SHARE_OF_GAIN * (bayes - best_single)
-        assert scores["fused"] >= floor, f"{model_type}: the fusion is not above its best input ({floor:.3f}): {scores}"
+    name = f"{model_type} ({regime})"
+    assert scores["fused"] >= scores["probe"] - MARGIN, f"{name}: the fusion is below the probe: {scores}"
+    assert scores["fused"] >= best_single - MARGIN, f"{name}: the fusion is below its best input: {scores}"
+    floor = best_single + SHARE_OF_GAIN * (bayes - best_single)
+    assert scores["fused"] >= floor, f"{name}: the fusion is not above its best input ({floor:.3f}): {scores}"
     # Blanking the audio must cost about what the audio cue is worth to the Bayes decision.
     worth = bayes - without_audio
-    assert scores["fused_without_audio"] <= scores["fused"] - worth / 2, f"{model_type}: audio unused: {scores}"
+    assert scores["fused_without_audio"] <= scores["fused"] - worth / 2, f"{name}: audio unused: {scores}"
     return scores
 
 

@@ -26,7 +26,10 @@ __all__ = [
 ]
 
 MODALITIES: tuple[str, ...] = ("text", "audio", "video")
-DEFAULT_RELIABILITIES: dict[str, float] = {"text": 0.8, "audio": 0.6, "video": 0.5}
+# Text the strongest cue, as in MELD, with audio and video strong enough that their agreement against the text
+# is worth something: the best utterance-level decision is right 85.2 % of the time against 80 % for the text alone
+# (with 0.8/0.6/0.5 and four emotions it was 80.7 %, a gain no test split of a few hundred utterances resolves).
+DEFAULT_RELIABILITIES: dict[str, float] = {"text": 0.8, "audio": 0.7, "video": 0.6}
 DEFAULT_PERSISTENCE = 0.7
 DEFAULT_NUM_EMOTIONS = 4
 DEFAULT_DIALOGUES = 100

@@ -161,7 +161,13 @@ def test_unimodal_stages_train_with_cross_entropy_only(audio_dir, video_dir):
         card = (output_dir / "README.md").read_text(encoding="utf-8")
         assert "MAGTKD: Multi-modal Anchor Gated Transformer" in card and "model-index" in card
         assert "pixel_values" in card  # the card describes a media model's inputs
-        assert 0.0 <= read_json(output_dir / "all_results.json")["test_weighted_f1"] <= 1.0
+        results = read_json(output_dir / "all_results.json")
+        assert 0.0 <= results["test_weighted_f1"] <= 1.0
+        if model_type == "magtkd-erc-audio":
+            # The fixture's tone pitch follows the emotion (3 emotions): the audio stage must beat chance on test.
+            # Its frames carry no emotion; the video path's learning is checked on planted hues in
+            # tests/training/test_planted_signal.py.
+            assert results["test_accuracy"] > 1 / 3 + 0.2, results
     # One utterance has no media at all: left out up front.
     assert read_json(audio_dir / "train_results.json")["train_skipped_no_audio"] == 1
 

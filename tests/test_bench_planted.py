@@ -1,6 +1,8 @@
 """The pure-Python parts of scripts/bench_planted.py: its command line, its stage commands, its table from a results
 dict, and the linear probe (hf_erc.training.probe). Nothing is trained here (the benchmark itself runs for minutes)."""
 
+import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +33,8 @@ def test_arguments_defaults_and_errors(bench, capsys):
     arguments = bench.parse_arguments([])
     assert arguments.regime == "text-strongest" and arguments.seeds == [0, 1] and not arguments.quick
     assert arguments.work_dir.endswith("text-strongest")
+    assert arguments.jobs == max(1, min(4, os.cpu_count() or 1))  # as many stage processes as cores, at most 4
+    assert bench.parse_arguments(["--jobs", "1"]).jobs == 1
     quick = bench.parse_arguments(["--quick", "--regime", "equal"])
     assert quick.seeds == [0] and quick.work_dir.endswith("quick")
     assert bench.REGIMES["equal"] == {"text": 0.6, "audio": 0.6, "video": 0.6}
@@ -111,6 +115,12 @@ def test_table_from_a_results_dict(bench, release):
     (verdict,) = bench.fusion_verdicts(rows)  # SDT: no single-input SDT stage, so the probe and the ceiling
     assert verdict.startswith("- sdt (test WF1 80.0): at or above the linear probe of its inputs (49.0)")
     assert "points under its Bayes-optimal ceiling" in verdict
+    # Below the probe: by how much, against the sampling error of the test split.
+    close = {**sdt, "probe_weighted_f1": (80.5, 0.0), "probe_accuracy": (80.0, 0.0)}
+    (verdict,) = bench.fusion_verdicts([close])
+    assert "0.5 BELOW the linear probe of its inputs (80.5), inside one binomial standard deviation" in verdict
+    far = {**close, "probe_weighted_f1": (99.0, 0.0)}
+    assert "BEYOND one binomial" in bench.fusion_verdicts([far])[0]
 
 
 def test_linear_probe_separates_separable_vectors_and_chooses_on_validation():
@@ -123,6 +133,11 @@ def test_linear_probe_separates_separable_vectors_and_chooses_on_validation():
 
     result = linear_probe(split(200), split(80), split(120), strengths=(0.1, 1.0))
     assert result.test_accuracy > 0.95 and result.test_weighted_f1 > 0.95 and result.inverse_l2 in (0.1, 1.0)
+    assert result.converged
+    # Separable training vectors, no L2 to speak of, one iteration: reported, not warned about.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not linear_probe(split(200), split(80), split(120), strengths=(1e4,), max_iter=1).converged
     noise = [(rng.normal(size=(n, 8)), rng.integers(0, 4, size=n)) for n in (200, 80, 400)]
     assert linear_probe(*noise, strengths=(1.0,)).test_accuracy < 0.4  # nothing to read: about chance
     with pytest.raises(ValueError, match="two labels"):

@@ -11,10 +11,12 @@ the fusion stage's own cache, so a probe reads exactly the vectors the fusion tr
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 
@@ -35,6 +37,9 @@ class ProbeResult:
     test_accuracy: float
     validation_weighted_f1: float
     inverse_l2: float
+    # False when L-BFGS stopped at ``max_iter`` for the chosen strength: the scores are then what the probe reached
+    # so far (weak L2 on nearly separable training vectors converges slowly).
+    converged: bool = True
 
 
 def _scores(truth: np.ndarray, predicted: np.ndarray) -> tuple[float, float]:
@@ -55,7 +60,9 @@ def linear_probe(
     inverse strength in ``strengths``, keep the one with the best validation weighted F1 and score it on ``test``.
 
     Vectors are standardised with the training split's mean and deviation (so one grid of strengths fits any
-    encoder's scale). Raises ``ValueError`` for mismatched shapes or a training split with fewer than two labels.
+    encoder's scale). A fit that stops at ``max_iter`` is not warned about once per strength: the result's
+    ``converged`` says whether the chosen one converged. Raises ``ValueError`` for mismatched shapes or a training
+    split with fewer than two labels.
     """
     (train_x, train_y), (validation_x, validation_y), (test_x, test_y) = (
         (np.asarray(x, dtype=np.float64), np.asarray(y)) for x, y in (train, validation, test)
@@ -72,13 +79,16 @@ def linear_probe(
     train_x, validation_x, test_x = ((x - mean) / scale for x in (train_x, validation_x, test_x))
     best = None
     for strength in strengths:
-        classifier = LogisticRegression(C=strength, max_iter=max_iter).fit(train_x, train_y)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            classifier = LogisticRegression(C=strength, max_iter=max_iter).fit(train_x, train_y)
+        converged = not any(issubclass(warning.category, ConvergenceWarning) for warning in caught)
         validation_f1, _ = _scores(validation_y, classifier.predict(validation_x))
         if best is None or validation_f1 > best[0]:
-            best = (validation_f1, strength, classifier)
-    validation_f1, strength, classifier = best
+            best = (validation_f1, strength, classifier, converged)
+    validation_f1, strength, classifier, converged = best
     test_f1, test_accuracy = _scores(test_y, classifier.predict(test_x))
-    return ProbeResult(test_f1, test_accuracy, validation_f1, strength)
+    return ProbeResult(test_f1, test_accuracy, validation_f1, strength, converged)
 
 
 def stack_vectors(columns: Mapping[str, Sequence], names: Sequence[str]) -> np.ndarray:

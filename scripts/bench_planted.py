@@ -568,12 +568,12 @@ def fusion_verdicts(rows: Sequence[Mapping]) -> list[str]:
             parts.append(f"{relation} its best single input ({best['stage']} {best['weighted_f1'][0]:.1f})")
         if row["probe_weighted_f1"] is not None:
             probe = row["probe_weighted_f1"][0]
-            if round(score, 1) >= round(probe, 1):  # as printed
+            shortfall = round(probe, 1) - round(score, 1)  # as printed
+            if shortfall <= 0:
                 parts.append(f"at or above the linear probe of its inputs ({probe:.1f})")
             else:  # how far below, against the sampling error of one test split's score
                 share = row["probe_accuracy"][0] / 100
                 noise = 100 * float(np.sqrt(share * (1 - share) / row["test_utterances"]))
-                shortfall = round(probe, 1) - round(score, 1)
                 where = "inside" if shortfall <= noise else "BEYOND"
                 parts.append(
                     f"{shortfall:.1f} BELOW the linear probe of its inputs ({probe:.1f}), {where} one binomial "
